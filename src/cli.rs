@@ -1,0 +1,267 @@
+//! The command line: `serve` (default), `migrate`, `create-superuser`, `keys rotate`,
+//! `healthcheck`. Each command returns a one-line error; `main` prints it and exits
+//! non-zero.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::app_state::{self, AppState};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::service::passwords::{PasswordHasher, check_password};
+use crate::service::{accounts, feed};
+use crate::store::UserRecord;
+use crate::token::keys::{KeyRing, generate_key_file};
+
+/// usher, the cinema's OAuth 2.0 / OpenID Connect provider.
+#[derive(Debug, Parser)]
+#[command(name = "usher", version, about)]
+pub struct Cli {
+    /// A TOML configuration file, layered under the USHER_* environment variables.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create a superuser, or make an existing login a superuser and set its password.
+    CreateSuperuser {
+        /// The login.
+        #[arg(long)]
+        login: String,
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Manage signing keys.
+    Keys {
+        /// Key action.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+    /// Exit 0 when the server on the configured bind address answers /healthz.
+    Healthcheck,
+}
+
+/// Key subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Generate a new RSA-2048 key; it signs after the next start, older keys stay published.
+    Rotate,
+}
+
+/// A command failure: one line for the user.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CliError(pub String);
+
+impl CliError {
+    fn from_display(e: impl std::fmt::Display) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Runs a command with a loaded configuration.
+pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
+    match command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => {
+            let store = app_state::connect_store(&config)
+                .await
+                .map_err(|e| CliError(format!("database: {e}")))?;
+            println!("migrations applied ({})", store.backend());
+            Ok(())
+        }
+        Command::CreateSuperuser {
+            login,
+            password_stdin,
+        } => create_superuser(config, &login, password_stdin).await,
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let path = generate_key_file(&config.keys_dir).map_err(CliError::from_display)?;
+            let ring = KeyRing::load_or_create(&config.keys_dir).map_err(CliError::from_display)?;
+            println!(
+                "new signing key {} ({}); restart usher to sign with it",
+                ring.signing_key().kid,
+                path.display()
+            );
+            Ok(())
+        }
+        Command::Healthcheck => healthcheck(&config),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    let bind = config.bind;
+    let app = AppState::build(config, Arc::new(SystemClock))
+        .await
+        .map_err(CliError::from_display)?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| CliError(format!("cannot listen on {bind}: {e}")))?;
+    crate::spawn_background(&app);
+    tracing::info!(
+        %bind,
+        issuer = %app.config.issuer,
+        store = app.store.backend(),
+        state = app.state.backend(),
+        kid = %app.keys.signing_key().kid,
+        "usher listening"
+    );
+    crate::serve(app, listener, shutdown_signal())
+        .await
+        .map_err(|e| CliError(format!("server: {e}")))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+fn read_password(from_stdin: bool) -> Result<SecretString, CliError> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| CliError(format!("cannot read the password: {e}")))?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        // Drain the rest so a multi-line input is not silently accepted.
+        let mut rest = String::new();
+        let _ = std::io::stdin().read_to_string(&mut rest);
+        return Ok(SecretString::from(password));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError(
+            "no terminal to ask for the password: use --password-stdin".into(),
+        ));
+    }
+    let first = rpassword::prompt_password("Password: ")
+        .map_err(|e| CliError(format!("cannot read the password: {e}")))?;
+    let second = rpassword::prompt_password("Repeat password: ")
+        .map_err(|e| CliError(format!("cannot read the password: {e}")))?;
+    if first != second {
+        return Err(CliError("the passwords do not match".into()));
+    }
+    Ok(SecretString::from(first))
+}
+
+async fn create_superuser(config: Config, login: &str, stdin: bool) -> Result<(), CliError> {
+    if let Some(e) = accounts::check_login("login", login) {
+        return Err(CliError(format!("invalid login: {}", e.message)));
+    }
+    let password = read_password(stdin)?;
+    if let Some(e) = check_password("password", password.expose_secret()) {
+        return Err(CliError(format!("weak password: {}", e.message)));
+    }
+    let store = app_state::connect_store(&config)
+        .await
+        .map_err(|e| CliError(format!("database: {e}")))?;
+    let hasher = PasswordHasher::new(&config).map_err(CliError::from_display)?;
+    let password_hash = hasher.hash(&password).await.map_err(CliError::from_display)?;
+    let now = SystemClock.now();
+    let user = UserRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        login: login.to_owned(),
+        email: None,
+        password_hash,
+        superuser: true,
+        blocked: false,
+        created_at: now,
+        updated_at: now,
+        last_login_at: None,
+    };
+    let (stored, created, ended) = store
+        .upsert_superuser(&user, now)
+        .await
+        .map_err(|e| CliError(format!("database: {e}")))?;
+    if !ended.is_empty() && config.redis_url.is_some() {
+        // Running instances also catch up from the database; Redis makes it immediate.
+        match app_state::connect_state(&config).await {
+            Ok(state) => {
+                if let Ok(payload) = serde_json::to_string(&ended) {
+                    let _ = state.publish(&payload).await;
+                }
+            }
+            Err(e) => eprintln!("warning: sessions ended in the database; redis: {e}"),
+        }
+    }
+    let _ = feed::SESSION_ENDED;
+    if created {
+        println!("superuser {} created (id {})", stored.login, stored.id);
+    } else {
+        println!(
+            "{} is now a superuser; password set, {} session(s) ended",
+            stored.login,
+            ended.len()
+        );
+    }
+    Ok(())
+}
+
+fn healthcheck(config: &Config) -> Result<(), CliError> {
+    let mut addr = config.bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| CliError(format!("unhealthy: cannot connect to {addr}: {e}")))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(CliError::from_display)?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(CliError::from_display)?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .map_err(|e| CliError(format!("unhealthy: {e}")))?;
+    if head.starts_with(b"HTTP/1.1 200") {
+        println!("healthy");
+        Ok(())
+    } else {
+        Err(CliError(format!(
+            "unhealthy: {}",
+            String::from_utf8_lossy(&head)
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The clap definition is consistent (clap's own debug assertions).
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}

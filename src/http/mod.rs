@@ -1,0 +1,193 @@
+//! The HTTP layer: the only route table, the middleware stack, and one module per
+//! endpoint group. Handlers parse, call one service function and map the result; no
+//! axum type goes below this module.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::AppState;
+
+pub mod account;
+pub mod discovery;
+pub mod extract;
+pub mod health;
+pub mod oauth_error;
+pub mod problem;
+pub mod token;
+pub mod userinfo;
+
+use extract::{ClientIp, client_ip, peer_ip};
+use problem::{InternalCause, Problem, REQUEST_ID};
+
+/// Every route served, as `(METHOD, path)`; `openapi.yaml` must list exactly these.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/.well-known/jwks.json"),
+    ("POST", "/oauth2/token"),
+    ("GET", "/oauth2/userinfo"),
+    ("POST", "/oauth2/userinfo"),
+    ("POST", "/api/v1/users"),
+    ("GET", "/api/v1/users/me"),
+    ("PATCH", "/api/v1/users/me"),
+    ("PUT", "/api/v1/users/me/password"),
+    ("GET", "/api/v1/users/me/login-history"),
+    ("GET", "/api/v1/users/me/sessions"),
+    ("DELETE", "/api/v1/users/me/sessions/{sid}"),
+    ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/logout-others"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+];
+
+/// Builds the application: routes, fallback and middleware.
+pub fn build_router(app: AppState) -> Router {
+    Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route("/oauth2/token", post(token::token))
+        .route(
+            "/oauth2/userinfo",
+            get(userinfo::userinfo).post(userinfo::userinfo),
+        )
+        .route("/api/v1/users", post(account::sign_up))
+        .route(
+            "/api/v1/users/me",
+            get(account::me).patch(account::update_me),
+        )
+        .route(
+            "/api/v1/users/me/password",
+            axum::routing::put(account::change_password),
+        )
+        .route("/api/v1/users/me/login-history", get(account::login_history))
+        .route("/api/v1/users/me/sessions", get(account::list_sessions))
+        .route(
+            "/api/v1/users/me/sessions/{sid}",
+            delete(account::end_session),
+        )
+        .route("/api/v1/auth/logout", post(account::logout))
+        .route("/api/v1/auth/logout-others", post(account::logout_others))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::internal("handler panicked").into_response()
+        }))
+        .layer(middleware::from_fn_with_state(app.clone(), request_context))
+        .with_state(app)
+}
+
+async fn not_found() -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// A request id from a trusted proxy is kept when it is short and plain.
+fn acceptable_request_id(value: &HeaderValue) -> Option<String> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+    ok.then(|| text.to_owned())
+}
+
+/// Turns an error response that is not already a JSON document (axum's 405, a
+/// plain-text rejection) into problem+json, keeping its headers (`Allow`).
+fn ensure_problem(response: Response) -> Response {
+    let status = response.status();
+    if status.as_u16() < 400 {
+        return response;
+    }
+    let is_doc = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json") || ct.starts_with("text/html"));
+    if is_doc {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "the method is not allowed on this route"),
+        StatusCode::NOT_FOUND => ("not_found", "no such route"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type"),
+        s if s.is_server_error() => ("internal_error", "an internal error occurred"),
+        _ => ("bad_request", "the request is malformed"),
+    };
+    let (parts, _) = response.into_parts();
+    let mut fresh = Problem::new(status, code, detail).into_response();
+    for (name, value) in parts.headers.iter() {
+        if name != CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh.extensions_mut().extend(parts.extensions);
+    fresh
+}
+
+/// Per-request context: request id (kept from a trusted proxy, otherwise generated),
+/// client IP, a tracing span, problem+json for bare errors, security headers, and one
+/// log line for each failure.
+async fn request_context(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let peer = peer_ip(req.extensions());
+    let trusted = &app.config.trusted_proxies;
+    let from_proxy = peer.is_some_and(|p| trusted.iter().any(|n| n.contains(&p)));
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .filter(|_| from_proxy)
+        .and_then(acceptable_request_id)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let ip = client_ip(peer, req.headers(), trusted);
+    req.extensions_mut().insert(ClientIp(ip));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = REQUEST_ID
+        .scope(id.clone(), async move { ensure_problem(next.run(req).await) })
+        .instrument(span.clone())
+        .await;
+    let status = response.status();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if status.is_server_error() {
+            let cause = response
+                .extensions()
+                .get::<InternalCause>()
+                .map(|c| c.0.as_str())
+                .unwrap_or("");
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::warn!(status = status.as_u16(), elapsed_ms, cause, "request failed");
+            } else {
+                tracing::error!(status = status.as_u16(), elapsed_ms, cause, "request failed");
+            }
+        } else {
+            tracing::debug!(status = status.as_u16(), elapsed_ms, "request served");
+        }
+    });
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}

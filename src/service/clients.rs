@@ -1,0 +1,138 @@
+//! OAuth clients: the parsed form of a registered client and client authentication at
+//! the token endpoint (RFC 6749 §2.3): `none` for public clients, `client_secret_basic`
+//! or `client_secret_post` for confidential ones, exactly as registered. Secrets are
+//! compared as SHA-256 digests in constant time.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{OAuthCode, OAuthError, ServiceError};
+use crate::AppState;
+use crate::store::ClientRecord;
+use crate::token::{constant_time_eq, sha256_hex};
+
+/// How the client presented itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic (`client_secret_basic`).
+    Basic,
+    /// `client_id` and `client_secret` in the form (`client_secret_post`).
+    Post,
+    /// `client_id` only (public client).
+    None,
+}
+
+impl AuthMethod {
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+}
+
+/// Client credentials as presented.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The claimed client id.
+    pub client_id: String,
+    /// The secret, when one was presented.
+    pub secret: Option<SecretString>,
+    /// How they were presented.
+    pub method: AuthMethod,
+}
+
+/// A registered client, its list members parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    pub client_name: String,
+    /// Registered authentication method.
+    pub token_endpoint_auth_method: String,
+    /// Allowed grant types.
+    pub grant_types: Vec<String>,
+    /// Registered redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Registered post-logout redirect URIs.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Scopes the client may ask for.
+    pub scope: String,
+    /// No consent screen.
+    pub first_party: bool,
+    /// Created by a migration.
+    pub builtin: bool,
+    /// Registration time.
+    pub created_at: i64,
+    secret_hash: Option<String>,
+}
+
+impl Client {
+    /// Parses a stored record.
+    pub fn from_record(r: ClientRecord) -> Self {
+        let list = |text: &str| serde_json::from_str::<Vec<String>>(text).unwrap_or_default();
+        Self {
+            grant_types: r.grant_types.split_whitespace().map(str::to_owned).collect(),
+            redirect_uris: list(&r.redirect_uris),
+            post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
+            client_id: r.client_id,
+            client_name: r.client_name,
+            token_endpoint_auth_method: r.token_endpoint_auth_method,
+            scope: r.scope,
+            first_party: r.first_party,
+            builtin: r.builtin,
+            created_at: r.created_at,
+            secret_hash: r.secret_hash,
+        }
+    }
+
+    /// True for a public client (no secret).
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == "none"
+    }
+
+    /// True when the client may use `grant_type`.
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+fn invalid_client() -> ServiceError {
+    ServiceError::OAuth(OAuthError::new(
+        OAuthCode::InvalidClient,
+        "client authentication failed",
+    ))
+}
+
+/// Loads a client by id.
+pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Client>, ServiceError> {
+    Ok(app
+        .store
+        .find_client(client_id)
+        .await?
+        .map(Client::from_record))
+}
+
+/// Authenticates a client at the token endpoint. Unknown client, wrong secret, or a
+/// method other than the registered one: `invalid_client`.
+pub async fn authenticate(app: &AppState, creds: &Credentials) -> Result<Client, ServiceError> {
+    let Some(client) = find(app, &creds.client_id).await? else {
+        return Err(invalid_client());
+    };
+    if creds.method.as_str() != client.token_endpoint_auth_method {
+        return Err(invalid_client());
+    }
+    if client.is_public() {
+        return Ok(client);
+    }
+    let (Some(secret), Some(stored)) = (&creds.secret, &client.secret_hash) else {
+        return Err(invalid_client());
+    };
+    let presented = sha256_hex(secret.expose_secret().as_bytes());
+    if !constant_time_eq(presented.as_bytes(), stored.as_bytes()) {
+        return Err(invalid_client());
+    }
+    Ok(client)
+}

@@ -1,0 +1,45 @@
+//! The OIDC Discovery 1.0 document: only what usher implements.
+
+use serde_json::{Value, json};
+
+use super::{grants, scope};
+use crate::config::Config;
+
+/// Claims usher can release.
+pub const CLAIMS: &[&str] = &[
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "sid",
+    "at_hash",
+    "preferred_username",
+    "updated_at",
+    "email",
+    "email_verified",
+    "roles",
+];
+
+/// The discovery document for `config.issuer`.
+pub fn document(config: &Config) -> Value {
+    let base = &config.issuer;
+    json!({
+        "issuer": base,
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "userinfo_endpoint": format!("{base}/oauth2/userinfo"),
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "scopes_supported": scope::KNOWN,
+        "response_types_supported": [],
+        "grant_types_supported": grants::SUPPORTED,
+        "token_endpoint_auth_methods_supported": ["none"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": CLAIMS,
+        "claim_types_supported": ["normal"],
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+    })
+}

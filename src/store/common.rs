@@ -1,0 +1,514 @@
+//! The body of [`super::Store`] shared by both backends. `impl_store!` is expanded once in
+//! `sqlite.rs` and once in `postgres.rs`; each of those modules supplies the few
+//! non-portable pieces it calls by name: `Db`, `begin_write`, `lock_changes`, `migrator`
+//! and `map_err`.
+
+/// Implements [`super::Store`] for `$name` (a struct with a `pool` field).
+macro_rules! impl_store {
+    ($name:ident, $backend:literal) => {
+        /// Inserts one feed entry inside `tx` (after `lock_changes`, so seq order is commit order).
+        async fn insert_change(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            kind: &str,
+            sid: Option<&str>,
+            sub: Option<&str>,
+            at: i64,
+        ) -> Result<ChangeRecord, StoreError> {
+            lock_changes(tx).await?;
+            sqlx::query_as::<_, ChangeRecord>(sql::INSERT_CHANGE)
+                .bind(kind)
+                .bind(sid)
+                .bind(sub)
+                .bind(at)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(map_err)
+        }
+
+        /// Ends every live session of `user_id` but `except`, inside `tx`.
+        async fn end_sessions_in(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            user_id: &str,
+            except: Option<&str>,
+            reason: &str,
+            now: i64,
+        ) -> Result<Vec<ChangeRecord>, StoreError> {
+            let ids: Vec<(String,)> = sqlx::query_as(sql::END_USER_SESSIONS)
+                .bind(user_id)
+                .bind(except.unwrap_or(""))
+                .bind(now)
+                .bind(reason)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            let mut changes = Vec::with_capacity(ids.len());
+            for (sid,) in ids {
+                changes.push(
+                    insert_change(tx, "session_ended", Some(&sid), Some(user_id), now).await?,
+                );
+            }
+            Ok(changes)
+        }
+
+        async fn commit(tx: sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+            tx.commit().await.map_err(map_err)
+        }
+
+        #[async_trait]
+        impl Store for $name {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query(sql::PING)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                migrator()
+                    .run(&self.pool)
+                    .await
+                    .map_err(|e| match e {
+                        sqlx::migrate::MigrateError::Execute(e) => map_err(e),
+                        other => StoreError::Other(other.to_string()),
+                    })
+            }
+
+            async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+                sqlx::query(sql::INSERT_USER)
+                    .bind(&user.id)
+                    .bind(&user.login)
+                    .bind(user.login.to_lowercase())
+                    .bind(&user.email)
+                    .bind(user.email.as_ref().map(|e| e.to_lowercase()))
+                    .bind(&user.password_hash)
+                    .bind(user.superuser)
+                    .bind(user.blocked)
+                    .bind(user.created_at)
+                    .bind(user.updated_at)
+                    .bind(user.last_login_at)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            }
+
+            async fn find_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+                sqlx::query_as::<_, UserRecord>(sql::FIND_USER)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn find_user_by_login(
+                &self,
+                login: &str,
+            ) -> Result<Option<UserRecord>, StoreError> {
+                sqlx::query_as::<_, UserRecord>(sql::FIND_USER_BY_LOGIN)
+                    .bind(login.to_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn update_user_profile(
+                &self,
+                id: &str,
+                login: &str,
+                email: Option<&str>,
+                now: i64,
+            ) -> Result<UserRecord, StoreError> {
+                sqlx::query_as::<_, UserRecord>(sql::UPDATE_USER_PROFILE)
+                    .bind(id)
+                    .bind(login)
+                    .bind(login.to_lowercase())
+                    .bind(email)
+                    .bind(email.map(str::to_lowercase))
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .ok_or(StoreError::NotFound)
+            }
+
+            async fn set_password(
+                &self,
+                user_id: &str,
+                password_hash: &str,
+                keep_sid: Option<&str>,
+                now: i64,
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let updated = sqlx::query(sql::SET_PASSWORD)
+                    .bind(user_id)
+                    .bind(password_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if updated.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let changes =
+                    end_sessions_in(&mut tx, user_id, keep_sid, "password_change", now).await?;
+                commit(tx).await?;
+                Ok(changes)
+            }
+
+            async fn upsert_superuser(
+                &self,
+                user: &UserRecord,
+                now: i64,
+            ) -> Result<(UserRecord, bool, Vec<ChangeRecord>), StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let existing = sqlx::query_as::<_, UserRecord>(sql::FIND_USER_BY_LOGIN)
+                    .bind(user.login.to_lowercase())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let result = match existing {
+                    Some(found) => {
+                        let promoted = sqlx::query_as::<_, UserRecord>(sql::PROMOTE_SUPERUSER)
+                            .bind(&found.id)
+                            .bind(&user.password_hash)
+                            .bind(now)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        let changes =
+                            end_sessions_in(&mut tx, &found.id, None, "password_change", now)
+                                .await?;
+                        (promoted, false, changes)
+                    }
+                    None => {
+                        sqlx::query(sql::INSERT_USER)
+                            .bind(&user.id)
+                            .bind(&user.login)
+                            .bind(user.login.to_lowercase())
+                            .bind(&user.email)
+                            .bind(user.email.as_ref().map(|e| e.to_lowercase()))
+                            .bind(&user.password_hash)
+                            .bind(true)
+                            .bind(false)
+                            .bind(now)
+                            .bind(now)
+                            .bind(None::<i64>)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(map_err)?;
+                        let mut created = user.clone();
+                        created.superuser = true;
+                        (created, true, Vec::new())
+                    }
+                };
+                commit(tx).await?;
+                Ok(result)
+            }
+
+            async fn find_client(
+                &self,
+                client_id: &str,
+            ) -> Result<Option<ClientRecord>, StoreError> {
+                sqlx::query_as::<_, ClientRecord>(sql::FIND_CLIENT)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn start_session(
+                &self,
+                session: &SessionRecord,
+                refresh: &RefreshTokenRecord,
+                event: Option<&NewLoginEvent>,
+            ) -> Result<(), StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                sqlx::query(sql::INSERT_SESSION)
+                    .bind(&session.id)
+                    .bind(&session.user_id)
+                    .bind(&session.client_id)
+                    .bind(&session.scope)
+                    .bind(session.started_at)
+                    .bind(session.last_used_at)
+                    .bind(session.auth_time)
+                    .bind(session.expires_at)
+                    .bind(&session.ip)
+                    .bind(&session.user_agent)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(sql::INSERT_REFRESH)
+                    .bind(&refresh.token_hash)
+                    .bind(&session.id)
+                    .bind(&refresh.client_id)
+                    .bind(refresh.created_at)
+                    .bind(refresh.expires_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if let Some(event) = event {
+                    insert_event(&mut *tx, event).await?;
+                    sqlx::query(sql::TOUCH_LAST_LOGIN)
+                        .bind(&session.user_id)
+                        .bind(event.at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                commit(tx).await
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                presented: &str,
+                client_id: &str,
+                next: &RefreshTokenRecord,
+                now: i64,
+            ) -> Result<Rotation, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let marked: Option<(String,)> = sqlx::query_as(sql::MARK_REFRESH_USED)
+                    .bind(presented)
+                    .bind(client_id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some((sid,)) = marked else {
+                    // Lost the race, reused, expired, foreign or unknown.
+                    let found = sqlx::query_as::<_, RefreshTokenRecord>(sql::FIND_REFRESH)
+                        .bind(presented)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    return match found {
+                        Some(rt) if rt.client_id == client_id && rt.used_at.is_some() => {
+                            let session = sqlx::query_as::<_, SessionRecord>(sql::FIND_SESSION)
+                                .bind(&rt.session_id)
+                                .fetch_optional(&mut *tx)
+                                .await
+                                .map_err(map_err)?;
+                            let mut ended = None;
+                            if let Some(s) = session.filter(|s| s.ended_at.is_none()) {
+                                let done = sqlx::query(sql::END_SESSION)
+                                    .bind(&s.id)
+                                    .bind(&s.user_id)
+                                    .bind(now)
+                                    .bind("refresh_token_reuse")
+                                    .execute(&mut *tx)
+                                    .await
+                                    .map_err(map_err)?;
+                                if done.rows_affected() == 1 {
+                                    ended = Some(
+                                        insert_change(
+                                            &mut tx,
+                                            "session_ended",
+                                            Some(&s.id),
+                                            Some(&s.user_id),
+                                            now,
+                                        )
+                                        .await?,
+                                    );
+                                }
+                            }
+                            commit(tx).await?;
+                            Ok(Rotation::Reused { ended })
+                        }
+                        _ => Ok(Rotation::Invalid),
+                    };
+                };
+                let session = sqlx::query_as::<_, SessionRecord>(sql::FIND_SESSION)
+                    .bind(&sid)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(mut session) = session.filter(|s| s.ended_at.is_none()) else {
+                    return Ok(Rotation::Invalid);
+                };
+                let user = sqlx::query_as::<_, UserRecord>(sql::FIND_USER)
+                    .bind(&session.user_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(user) = user.filter(|u| !u.blocked) else {
+                    return Ok(Rotation::Invalid);
+                };
+                sqlx::query(sql::INSERT_REFRESH)
+                    .bind(&next.token_hash)
+                    .bind(&sid)
+                    .bind(client_id)
+                    .bind(next.created_at)
+                    .bind(next.expires_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(sql::TOUCH_SESSION)
+                    .bind(&sid)
+                    .bind(now)
+                    .bind(next.expires_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                commit(tx).await?;
+                session.last_used_at = now;
+                session.expires_at = next.expires_at;
+                Ok(Rotation::Rotated { session, user })
+            }
+
+            async fn find_refresh_session(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_as::<_, RefreshTokenRecord>(sql::FIND_REFRESH)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(|r| r.session_id))
+            }
+
+            async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError> {
+                sqlx::query_as::<_, SessionRecord>(sql::FIND_SESSION)
+                    .bind(sid)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn list_active_sessions(
+                &self,
+                user_id: &str,
+                now: i64,
+            ) -> Result<Vec<SessionRecord>, StoreError> {
+                sqlx::query_as::<_, SessionRecord>(sql::LIST_ACTIVE_SESSIONS)
+                    .bind(user_id)
+                    .bind(now)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn end_session(
+                &self,
+                sid: &str,
+                user_id: &str,
+                reason: &str,
+                now: i64,
+            ) -> Result<Option<ChangeRecord>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let done = sqlx::query(sql::END_SESSION)
+                    .bind(sid)
+                    .bind(user_id)
+                    .bind(now)
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let change =
+                    insert_change(&mut tx, "session_ended", Some(sid), Some(user_id), now).await?;
+                commit(tx).await?;
+                Ok(Some(change))
+            }
+
+            async fn end_user_sessions(
+                &self,
+                user_id: &str,
+                except: Option<&str>,
+                reason: &str,
+                now: i64,
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let changes = end_sessions_in(&mut tx, user_id, except, reason, now).await?;
+                commit(tx).await?;
+                Ok(changes)
+            }
+
+            async fn record_login_event(&self, event: &NewLoginEvent) -> Result<(), StoreError> {
+                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                insert_event(&mut *conn, event).await
+            }
+
+            async fn list_login_events(
+                &self,
+                user_id: &str,
+                before: Option<i64>,
+                limit: i64,
+            ) -> Result<Vec<LoginEventRecord>, StoreError> {
+                sqlx::query_as::<_, LoginEventRecord>(sql::LIST_LOGIN_EVENTS)
+                    .bind(user_id)
+                    .bind(before.unwrap_or(i64::MAX))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn changes_after(
+                &self,
+                after: i64,
+                limit: i64,
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
+                sqlx::query_as::<_, ChangeRecord>(sql::CHANGES_AFTER)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn changes_since(&self, since: i64) -> Result<Vec<ChangeRecord>, StoreError> {
+                sqlx::query_as::<_, ChangeRecord>(sql::CHANGES_SINCE)
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn last_change_seq(&self) -> Result<i64, StoreError> {
+                let (seq,): (i64,) = sqlx::query_as(sql::LAST_CHANGE_SEQ)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(seq)
+            }
+
+            async fn prune(&self, now: i64, changes_before: i64) -> Result<(), StoreError> {
+                sqlx::query(sql::PRUNE_REFRESH)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(sql::PRUNE_CHANGES)
+                    .bind(changes_before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(())
+            }
+        }
+
+        async fn insert_event(
+            conn: &mut <Db as sqlx::Database>::Connection,
+            event: &NewLoginEvent,
+        ) -> Result<(), StoreError> {
+            sqlx::query(sql::INSERT_LOGIN_EVENT)
+                .bind(&event.user_id)
+                .bind(event.at)
+                .bind(&event.ip)
+                .bind(&event.user_agent)
+                .bind(event.method)
+                .bind(event.outcome)
+                .execute(conn)
+                .await
+                .map(|_| ())
+                .map_err(map_err)
+        }
+    };
+}

@@ -1,0 +1,342 @@
+//! Durable storage: the [`Store`] trait, its record types and [`StoreError`].
+//! Two implementations, SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]), share the
+//! portable statements of [`sql`]. Calls nothing above it; no axum types here, and no
+//! sqlx types leave this module.
+//!
+//! Times are Unix seconds (`i64`), ids are text. Every method that changes more than
+//! one row runs in one transaction: a failure leaves the data as it was.
+
+use async_trait::async_trait;
+
+#[macro_use]
+mod common;
+
+pub mod postgres;
+pub mod sql;
+pub mod sqlite;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row the operation needs does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A unique constraint refused the write; `constraint` is `<table>_<column>_key`.
+    #[error("conflict on {constraint}")]
+    Conflict {
+        /// The violated constraint.
+        constraint: String,
+    },
+    /// The database cannot be reached (connection refused, pool timeout, closed pool).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a corrupt row.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// A user account.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRecord {
+    /// Stable id (UUID); the `sub` of tokens.
+    pub id: String,
+    /// Login as the user wrote it.
+    pub login: String,
+    /// Optional e-mail address as written.
+    pub email: Option<String>,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Allowed everything.
+    pub superuser: bool,
+    /// Logins refused, sessions ended.
+    pub blocked: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change of login, e-mail, password or flags.
+    pub updated_at: i64,
+    /// Last successful login.
+    pub last_login_at: Option<i64>,
+}
+
+/// A registered OAuth client. List-valued members are stored as text (see field docs).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRecord {
+    /// The client identifier.
+    pub client_id: String,
+    /// Human-readable name.
+    pub client_name: String,
+    /// SHA-256 (hex) of the client secret; `None` for public clients.
+    pub secret_hash: Option<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub token_endpoint_auth_method: String,
+    /// Space-separated grant types.
+    pub grant_types: String,
+    /// JSON array of redirect URIs.
+    pub redirect_uris: String,
+    /// JSON array of post-logout redirect URIs.
+    pub post_logout_redirect_uris: String,
+    /// Space-separated scopes the client may ask for.
+    pub scope: String,
+    /// No consent screen.
+    pub first_party: bool,
+    /// Created by a migration; cannot be deleted.
+    pub builtin: bool,
+    /// Registration time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A login session (`sid`): from a successful login until it ends.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRecord {
+    /// The session id (`sid` claim).
+    pub id: String,
+    /// The user.
+    pub user_id: String,
+    /// The client the login went through.
+    pub client_id: String,
+    /// Scope granted at login (space-separated).
+    pub scope: String,
+    /// Start of the session.
+    pub started_at: i64,
+    /// Last login or refresh.
+    pub last_used_at: i64,
+    /// Time the user last entered their password for this session.
+    pub auth_time: i64,
+    /// When the current refresh token expires; the session is dead after that.
+    pub expires_at: i64,
+    /// Client IP at login (no port).
+    pub ip: Option<String>,
+    /// User agent at login, truncated.
+    pub user_agent: Option<String>,
+    /// When it ended, if it did.
+    pub ended_at: Option<i64>,
+    /// Why it ended: `logout`, `logout_others`, `password_change`, `refresh_token_reuse`, ...
+    pub end_reason: Option<String>,
+}
+
+/// A refresh token as stored: only its hash.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RefreshTokenRecord {
+    /// SHA-256 hex of the token.
+    pub token_hash: String,
+    /// The session it belongs to.
+    pub session_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Issue time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// When it was exchanged; a second exchange is a reuse.
+    pub used_at: Option<i64>,
+}
+
+/// One login attempt against an existing login.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LoginEventRecord {
+    /// Monotonic id (pagination cursor).
+    pub id: i64,
+    /// The user.
+    pub user_id: String,
+    /// Time of the attempt.
+    pub at: i64,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// User agent, truncated.
+    pub user_agent: Option<String>,
+    /// `password_grant` or `login_page`.
+    pub method: String,
+    /// `success`, `bad_credentials`, `blocked` or `locked_out`.
+    pub outcome: String,
+}
+
+/// A login attempt to record.
+#[derive(Debug, Clone)]
+pub struct NewLoginEvent {
+    /// The user.
+    pub user_id: String,
+    /// Time of the attempt.
+    pub at: i64,
+    /// Client IP.
+    pub ip: Option<String>,
+    /// User agent, truncated.
+    pub user_agent: Option<String>,
+    /// `password_grant` or `login_page`.
+    pub method: &'static str,
+    /// `success`, `bad_credentials`, `blocked` or `locked_out`.
+    pub outcome: &'static str,
+}
+
+/// One entry of the change feed: a durable record of something every instance must see.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
+pub struct ChangeRecord {
+    /// Position in the feed; commit order.
+    pub seq: i64,
+    /// `session_ended` or `roles_changed`.
+    pub kind: String,
+    /// The session concerned (`session_ended`).
+    pub sid: Option<String>,
+    /// The user concerned.
+    pub sub: Option<String>,
+    /// Time of the change.
+    pub at: i64,
+}
+
+/// Result of presenting a refresh token.
+#[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one value per token request, never stored")]
+pub enum Rotation {
+    /// The token was live: it is now used and `next` is stored in its place.
+    Rotated {
+        /// The session, `last_used_at` and `expires_at` updated.
+        session: SessionRecord,
+        /// The session's user.
+        user: UserRecord,
+    },
+    /// The token had been used before: its session is now ended (theft, RFC 9700 §4.14).
+    Reused {
+        /// The change that ended the session (None if it had already ended).
+        ended: Option<ChangeRecord>,
+    },
+    /// Unknown, expired, issued to another client, or its session or user is no longer valid.
+    Invalid,
+}
+
+/// Durable storage of usher.
+///
+/// Every method is atomic. `NotFound` is only returned where documented; lookups return
+/// `Option`. Expired rows are treated as absent where a method says so.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Round trip to the database (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+
+    /// Inserts a user. `Conflict` on `users_login_key` or `users_email_key` (both compared
+    /// lower-cased).
+    async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+
+    /// The user with this id.
+    async fn find_user(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The user with this login, compared case-insensitively.
+    async fn find_user_by_login(&self, login: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Sets login and e-mail. `NotFound` for an unknown user; `Conflict` as for insert.
+    async fn update_user_profile(
+        &self,
+        id: &str,
+        login: &str,
+        email: Option<&str>,
+        now: i64,
+    ) -> Result<UserRecord, StoreError>;
+
+    /// Sets the password hash and ends every live session of the user except `keep_sid`,
+    /// in one transaction; returns the feed entries of the ended sessions.
+    async fn set_password(
+        &self,
+        user_id: &str,
+        password_hash: &str,
+        keep_sid: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Creates `user` as a superuser, or, when its login exists, makes that user a
+    /// superuser, sets its password and ends its sessions. Returns the stored user,
+    /// whether it was created, and the feed entries of ended sessions.
+    async fn upsert_superuser(
+        &self,
+        user: &UserRecord,
+        now: i64,
+    ) -> Result<(UserRecord, bool, Vec<ChangeRecord>), StoreError>;
+
+    /// The client with this id.
+    async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+
+    /// Starts a session: inserts it with its first refresh token and, when given, records
+    /// the successful login event and the user's `last_login_at`, in one transaction.
+    async fn start_session(
+        &self,
+        session: &SessionRecord,
+        refresh: &RefreshTokenRecord,
+        event: Option<&NewLoginEvent>,
+    ) -> Result<(), StoreError>;
+
+    /// Exchanges the refresh token whose hash is `presented` for `next` (whose `session_id`
+    /// is ignored and taken from the presented token). One conditional update marks the
+    /// presented token used, so of two concurrent exchanges exactly one rotates; the other
+    /// sees a used token, which ends the session (`Reused`). A token issued to another
+    /// client, expired, of an ended or expired session or of a blocked user is `Invalid`
+    /// and changes nothing.
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        client_id: &str,
+        next: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<Rotation, StoreError>;
+
+    /// The session id of the refresh token with this hash, used or not.
+    async fn find_refresh_session(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
+
+    /// The session with this id, ended or not.
+    async fn find_session(&self, sid: &str) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// The user's sessions that have not ended and whose refresh token has not expired,
+    /// newest first.
+    async fn list_active_sessions(
+        &self,
+        user_id: &str,
+        now: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Ends the session `sid` of `user_id`. `Ok(None)` if it is not that user's or has
+    /// already ended.
+    async fn end_session(
+        &self,
+        sid: &str,
+        user_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<ChangeRecord>, StoreError>;
+
+    /// Ends every live session of the user except `except`; returns their feed entries.
+    async fn end_user_sessions(
+        &self,
+        user_id: &str,
+        except: Option<&str>,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Records a login attempt.
+    async fn record_login_event(&self, event: &NewLoginEvent) -> Result<(), StoreError>;
+
+    /// The user's login attempts with id below `before` (all if `None`), newest first.
+    async fn list_login_events(
+        &self,
+        user_id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<LoginEventRecord>, StoreError>;
+
+    /// Feed entries with `seq > after`, in order, at most `limit`.
+    async fn changes_after(&self, after: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Feed entries at or after time `since`, in order (rebuilding a view at start).
+    async fn changes_since(&self, since: i64) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// The highest `seq` ever written (0 when none).
+    async fn last_change_seq(&self) -> Result<i64, StoreError>;
+
+    /// Deletes refresh tokens that expired before `now` and feed entries older than
+    /// `changes_before`.
+    async fn prune(&self, now: i64, changes_before: i64) -> Result<(), StoreError>;
+}

@@ -1,0 +1,91 @@
+//! PostgreSQL implementation of [`Store`], for production and several instances.
+//! Feed entries take a transaction-scoped advisory lock so that `seq` order is commit
+//! order: a reader that has seen `seq = n` has seen every entry below it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+
+use super::sql;
+use super::{
+    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, Rotation,
+    SessionRecord, Store, StoreError, UserRecord,
+};
+
+type Db = Postgres;
+
+/// Advisory lock key serialising writers of the `changes` table.
+const CHANGES_LOCK: i64 = 0x7573_6865_7201;
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url`; fails if the server cannot be reached now.
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect(url)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+}
+
+fn migrator() -> &'static sqlx::migrate::Migrator {
+    static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+    &MIGRATOR
+}
+
+async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    pool.begin().await.map_err(map_err)
+}
+
+async fn lock_changes(tx: &mut sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(CHANGES_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+        .map_err(map_err)
+}
+
+/// Maps a sqlx error; unique violations carry the constraint name.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                return StoreError::Conflict {
+                    constraint: db.constraint().unwrap_or("unknown").to_owned(),
+                };
+            }
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // Class 08 connection exceptions, 57P operator intervention (shutdown, restart),
+            // 53 insufficient resources.
+            if code.starts_with("08") || code.starts_with("57P") || code.starts_with("53") {
+                StoreError::Unavailable(db.message().to_owned())
+            } else {
+                StoreError::Other(db.message().to_owned())
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+impl_store!(PgStore, "postgres");

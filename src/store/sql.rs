@@ -1,0 +1,94 @@
+//! Statements portable to SQLite and PostgreSQL (sqlx binds `$N` on both).
+//! A statement that only one backend understands lives in that backend's file.
+
+/// Columns of [`super::UserRecord`].
+macro_rules! user_cols {
+    () => {
+        "id, login, email, password_hash, superuser, blocked, created_at, updated_at, last_login_at"
+    };
+}
+
+/// Columns of [`super::SessionRecord`].
+macro_rules! session_cols {
+    () => {
+        "id, user_id, client_id, scope, started_at, last_used_at, auth_time, expires_at, ip, \
+         user_agent, ended_at, end_reason"
+    };
+}
+
+/// Columns of [`super::ClientRecord`].
+macro_rules! client_cols {
+    () => {
+        "client_id, client_name, secret_hash, token_endpoint_auth_method, grant_types, \
+         redirect_uris, post_logout_redirect_uris, scope, first_party, builtin, created_at, \
+         updated_at"
+    };
+}
+
+pub(crate) const PING: &str = "select 1";
+
+pub(crate) const INSERT_USER: &str = "insert into users (id, login, login_key, email, email_key, \
+     password_hash, superuser, blocked, created_at, updated_at, last_login_at) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub(crate) const FIND_USER: &str = concat!("select ", user_cols!(), " from users where id = $1");
+pub(crate) const FIND_USER_BY_LOGIN: &str =
+    concat!("select ", user_cols!(), " from users where login_key = $1");
+pub(crate) const UPDATE_USER_PROFILE: &str = concat!(
+    "update users set login = $2, login_key = $3, email = $4, email_key = $5, updated_at = $6 \
+     where id = $1 returning ",
+    user_cols!()
+);
+pub(crate) const SET_PASSWORD: &str =
+    "update users set password_hash = $2, updated_at = $3 where id = $1";
+pub(crate) const PROMOTE_SUPERUSER: &str = concat!(
+    "update users set password_hash = $2, superuser = true, blocked = false, updated_at = $3 \
+     where id = $1 returning ",
+    user_cols!()
+);
+pub(crate) const TOUCH_LAST_LOGIN: &str = "update users set last_login_at = $2 where id = $1";
+
+pub(crate) const FIND_CLIENT: &str =
+    concat!("select ", client_cols!(), " from clients where client_id = $1");
+
+pub(crate) const INSERT_SESSION: &str = "insert into sessions (id, user_id, client_id, scope, \
+     started_at, last_used_at, auth_time, expires_at, ip, user_agent) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+pub(crate) const FIND_SESSION: &str =
+    concat!("select ", session_cols!(), " from sessions where id = $1");
+pub(crate) const LIST_ACTIVE_SESSIONS: &str = concat!(
+    "select ",
+    session_cols!(),
+    " from sessions where user_id = $1 and ended_at is null and expires_at > $2 \
+     order by started_at desc, id desc"
+);
+pub(crate) const TOUCH_SESSION: &str =
+    "update sessions set last_used_at = $2, expires_at = $3 where id = $1";
+pub(crate) const END_SESSION: &str = "update sessions set ended_at = $3, end_reason = $4 \
+     where id = $1 and user_id = $2 and ended_at is null";
+pub(crate) const END_USER_SESSIONS: &str = "update sessions set ended_at = $3, end_reason = $4 \
+     where user_id = $1 and id <> $2 and ended_at is null and expires_at > $3 returning id";
+
+pub(crate) const INSERT_REFRESH: &str = "insert into refresh_tokens (token_hash, session_id, \
+     client_id, created_at, expires_at, used_at) values ($1, $2, $3, $4, $5, null)";
+/// The single conditional update that decides a rotation race.
+pub(crate) const MARK_REFRESH_USED: &str = "update refresh_tokens set used_at = $3 \
+     where token_hash = $1 and client_id = $2 and used_at is null and expires_at > $3 \
+     returning session_id";
+pub(crate) const FIND_REFRESH: &str = "select token_hash, session_id, client_id, created_at, \
+     expires_at, used_at from refresh_tokens where token_hash = $1";
+
+pub(crate) const INSERT_LOGIN_EVENT: &str = "insert into login_events (user_id, at, ip, \
+     user_agent, method, outcome) values ($1, $2, $3, $4, $5, $6)";
+pub(crate) const LIST_LOGIN_EVENTS: &str = "select id, user_id, at, ip, user_agent, method, \
+     outcome from login_events where user_id = $1 and id < $2 order by id desc limit $3";
+
+pub(crate) const INSERT_CHANGE: &str = "insert into changes (kind, sid, sub, at) \
+     values ($1, $2, $3, $4) returning seq, kind, sid, sub, at";
+pub(crate) const CHANGES_AFTER: &str =
+    "select seq, kind, sid, sub, at from changes where seq > $1 order by seq limit $2";
+pub(crate) const CHANGES_SINCE: &str =
+    "select seq, kind, sid, sub, at from changes where at >= $1 order by seq";
+pub(crate) const LAST_CHANGE_SEQ: &str = "select coalesce(max(seq), 0) from changes";
+
+pub(crate) const PRUNE_REFRESH: &str = "delete from refresh_tokens where expires_at < $1";
+pub(crate) const PRUNE_CHANGES: &str = "delete from changes where at < $1";

@@ -1,0 +1,102 @@
+//! SQLite implementation of [`Store`]: the embedded default (one file, WAL mode).
+//! Writes start with `BEGIN IMMEDIATE` so a transaction never has to upgrade its lock.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
+
+use super::sql;
+use super::{
+    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, Rotation,
+    SessionRecord, Store, StoreError, UserRecord,
+};
+
+type Db = Sqlite;
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad sqlite url: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+}
+
+fn migrator() -> &'static sqlx::migrate::Migrator {
+    static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+    &MIGRATOR
+}
+
+async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
+    pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+}
+
+/// SQLite has one writer at a time: the immediate transaction already orders feed entries.
+async fn lock_changes(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Maps a sqlx error; SQLite names a unique violation by `table.column` in its message.
+fn map_err(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(db) => {
+            if db.is_unique_violation() {
+                let msg = db.message();
+                let constraint = msg
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .replace('.', "_");
+                return StoreError::Conflict {
+                    constraint: format!("{constraint}_key"),
+                };
+            }
+            // Primary result codes SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10) and
+            // SQLITE_CANTOPEN (14), with any extended code, mean "cannot serve now".
+            let primary = db
+                .code()
+                .and_then(|c| c.parse::<i64>().ok())
+                .map(|c| c & 0xff);
+            if matches!(primary, Some(5 | 6 | 10 | 14)) {
+                StoreError::Unavailable(db.message().to_owned())
+            } else {
+                StoreError::Other(db.message().to_owned())
+            }
+        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        other => StoreError::Other(other.to_string()),
+    }
+}
+
+impl_store!(SqliteStore, "sqlite");
