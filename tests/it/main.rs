@@ -1,1 +1,17 @@
-//! Integration tests.
+//! usher's integration tests: one binary. Each behaviour test runs against SQLite +
+//! in-process state and, when `USHER_TEST_DATABASE_URL` and `USHER_TEST_REDIS_URL` are
+//! set, against PostgreSQL + Redis (see `harness`).
+
+mod harness;
+
+mod account;
+mod cli;
+mod discovery;
+mod errors;
+mod faults;
+mod openapi;
+mod sessions;
+mod store_conformance;
+mod token_password;
+mod token_refresh;
+mod userinfo;

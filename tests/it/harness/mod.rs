@@ -1,0 +1,589 @@
+//! Test harness: [`TestApp`] starts a real usher on 127.0.0.1:0 with a fresh store
+//! (a SQLite file in a temp directory, or a PostgreSQL database created for the test and
+//! dropped after it, with Redis under a per-test key prefix), a manual clock and a
+//! reqwest client that does not follow redirects.
+
+#![allow(dead_code)]
+
+pub mod proxy;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use usher::AppState;
+use usher::clock::ManualClock;
+use usher::config::Config;
+use usher::state::SharedState;
+use usher::store::Store;
+use usher::token::keys::{KeyRing, SigningKey};
+
+/// Declares one behaviour test that runs on SQLite + memory and on PostgreSQL + Redis.
+/// The PostgreSQL variant skips (with a notice) when `USHER_TEST_DATABASE_URL` or
+/// `USHER_TEST_REDIS_URL` is unset.
+#[macro_export]
+macro_rules! backend_test {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::harness::*;
+
+            async fn run($app: TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(TestApp::sqlite().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::postgres().await {
+                    run(app).await
+                }
+            }
+        }
+    };
+}
+
+/// The password every seeded user gets.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Which store a test app uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file + in-process state.
+    Sqlite,
+    /// PostgreSQL database + Redis.
+    Postgres,
+}
+
+/// One signing key shared by every test app (RSA generation is slow).
+pub fn shared_keys() -> Arc<KeyRing> {
+    static KEYS: OnceLock<Arc<KeyRing>> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        Arc::new(KeyRing::load_or_create(dir.path()).unwrap())
+    })
+    .clone()
+}
+
+/// A second, foreign key (for "unknown kid" tests).
+pub fn foreign_key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = usher::token::keys::generate_key_file(dir.path()).unwrap();
+        SigningKey::from_pem(&std::fs::read(path).unwrap()).unwrap()
+    })
+}
+
+/// The PostgreSQL admin URL and Redis URL for the second backend, when configured.
+pub fn pg_env() -> Option<(String, String)> {
+    let db = std::env::var("USHER_TEST_DATABASE_URL").ok()?;
+    let redis = std::env::var("USHER_TEST_REDIS_URL").ok()?;
+    Some((db, redis))
+}
+
+/// A database created for one test and dropped afterwards.
+pub struct PgDatabase {
+    admin_url: String,
+    name: String,
+    /// URL of the new database.
+    pub url: String,
+}
+
+impl PgDatabase {
+    /// Creates `usher_t_<uuid>` through `admin_url`.
+    pub async fn create(admin_url: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("usher_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let _ = conn.close().await;
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+        Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    /// The same database reached through another host:port (a fault proxy).
+    pub fn url_via(&self, addr: &str) -> String {
+        let (scheme_user, rest) = self.url.split_once('@').unwrap();
+        let (_, path) = rest.split_once('/').unwrap();
+        format!("{scheme_user}@{addr}/{path}")
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Builder of a [`TestApp`].
+pub struct TestAppBuilder {
+    backend: Backend,
+    tweaks: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    pg: Option<Arc<PgDatabase>>,
+    redis_prefix: Option<String>,
+    clock: Option<Arc<ManualClock>>,
+    sqlite_dir: Option<Arc<TempDir>>,
+}
+
+impl TestAppBuilder {
+    /// SQLite + in-process state.
+    pub fn sqlite(mut self) -> Self {
+        self.backend = Backend::Sqlite;
+        self
+    }
+
+    /// PostgreSQL + Redis (caller must have checked [`pg_env`]).
+    pub fn postgres(mut self) -> Self {
+        self.backend = Backend::Postgres;
+        self
+    }
+
+    /// Changes the configuration before start.
+    pub fn config(mut self, f: impl FnOnce(&mut Config) + Send + 'static) -> Self {
+        self.tweaks.push(Box::new(f));
+        self
+    }
+
+    /// Uses this database URL instead of a fresh one (a fault proxy, a shared database).
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// Uses this Redis URL instead of the configured one.
+    pub fn redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Shares a PostgreSQL database (and its lifetime) with another app.
+    pub fn shared_pg(mut self, pg: Arc<PgDatabase>, redis_prefix: &str) -> Self {
+        self.pg = Some(pg);
+        self.redis_prefix = Some(redis_prefix.to_owned());
+        self
+    }
+
+    /// Shares a SQLite directory with another app.
+    pub fn shared_sqlite(mut self, dir: Arc<TempDir>) -> Self {
+        self.sqlite_dir = Some(dir);
+        self
+    }
+
+    /// Uses this clock.
+    pub fn clock(mut self, clock: Arc<ManualClock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Starts the app.
+    pub async fn build(self) -> TestApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut config = Config::load_from(None, &[]).unwrap();
+        config.bind = addr;
+        config.issuer = format!("http://{addr}");
+        config.argon2_memory_kib = 64;
+        config.argon2_iterations = 1;
+        config.argon2_parallelism = 1;
+        config.database_max_connections = 5;
+        config.log = "warn".into();
+        let tmp = self
+            .sqlite_dir
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+        let mut pg = self.pg;
+        match self.backend {
+            Backend::Sqlite => {
+                let url = self.database_url.clone().unwrap_or_else(|| {
+                    format!("sqlite://{}", tmp.path().join("usher.db").display())
+                });
+                config.database_url = url.into();
+                config.redis_url = self.redis_url.clone().map(Into::into);
+            }
+            Backend::Postgres => {
+                let (admin, redis) = pg_env().expect("postgres env");
+                let db = match pg.clone() {
+                    Some(db) => db,
+                    None => {
+                        let db = Arc::new(PgDatabase::create(&admin).await);
+                        pg = Some(db.clone());
+                        db
+                    }
+                };
+                config.database_url = self.database_url.clone().unwrap_or(db.url.clone()).into();
+                config.redis_url = Some(self.redis_url.clone().unwrap_or(redis).into());
+                config.redis_prefix = self
+                    .redis_prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("usher-test-{}", uuid::Uuid::new_v4().simple()));
+            }
+        }
+        for tweak in self.tweaks {
+            tweak(&mut config);
+        }
+        let clock = self.clock.unwrap_or_else(|| Arc::new(ManualClock::new()));
+        let store = usher::app_state::connect_store(&config).await.unwrap();
+        let state = usher::app_state::connect_state(&config).await.unwrap();
+        let app = AppState::assemble(config, store, state, shared_keys(), clock.clone())
+            .await
+            .unwrap();
+        usher::spawn_background(&app);
+        let server_app = app.clone();
+        let server = tokio::spawn(async move {
+            let _ = usher::serve(server_app, listener, std::future::pending()).await;
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        TestApp {
+            base: format!("http://{addr}"),
+            client,
+            app,
+            clock,
+            backend: self.backend,
+            pg,
+            sqlite_dir: tmp,
+            server,
+        }
+    }
+}
+
+/// A running usher for one test.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// Client with redirects off and a cookie jar.
+    pub client: reqwest::Client,
+    /// The app's state (store, feed, config...).
+    pub app: AppState,
+    /// The manual clock.
+    pub clock: Arc<ManualClock>,
+    /// The backend in use.
+    pub backend: Backend,
+    /// The test database (PostgreSQL).
+    pub pg: Option<Arc<PgDatabase>>,
+    /// The SQLite directory.
+    pub sqlite_dir: Arc<TempDir>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// A response, body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Resp {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// JSON body (Null when empty or not JSON).
+    pub body: Value,
+    /// Raw body.
+    pub text: String,
+}
+
+impl Resp {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Tokens of a grant.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Access token.
+    pub access: String,
+    /// Refresh token.
+    pub refresh: String,
+    /// ID token, if any.
+    pub id_token: Option<String>,
+    /// Whole body.
+    pub body: Value,
+}
+
+/// A signed-up user.
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Id.
+    pub id: String,
+    /// Login.
+    pub login: String,
+    /// Tokens from a first password grant.
+    pub tokens: Tokens,
+}
+
+impl TestApp {
+    /// A builder (SQLite by default).
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            backend: Backend::Sqlite,
+            tweaks: Vec::new(),
+            database_url: None,
+            redis_url: None,
+            pg: None,
+            redis_prefix: None,
+            clock: None,
+            sqlite_dir: None,
+        }
+    }
+
+    /// A default SQLite app.
+    pub async fn sqlite() -> Self {
+        Self::builder().sqlite().build().await
+    }
+
+    /// A default PostgreSQL + Redis app, or `None` (with a notice) when not configured.
+    pub async fn postgres() -> Option<Self> {
+        if pg_env().is_none() {
+            eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
+            return None;
+        }
+        Some(Self::builder().postgres().build().await)
+    }
+
+    /// True when PostgreSQL + Redis tests can run.
+    pub fn pg_available() -> bool {
+        pg_env().is_some()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &dyn Store {
+        self.app.store.as_ref()
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &dyn SharedState {
+        self.app.state.as_ref()
+    }
+
+    /// Absolute URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// GET with a bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    /// POST a form to the token endpoint (or another form endpoint).
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+        let req = self.client.post(self.url(path)).form(form);
+        read(req.send().await.unwrap()).await
+    }
+
+    /// Signs up `login` with [`PASSWORD`]; returns the profile.
+    pub async fn sign_up(&self, login: &str) -> Value {
+        let r = self
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                None,
+                Some(json!({"login": login, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "sign-up failed: {}", r.text);
+        r.body
+    }
+
+    /// Password grant through `cinema-web`.
+    pub async fn login(&self, login: &str, password: &str) -> Resp {
+        self.post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "password"),
+                ("username", login),
+                ("password", password),
+                ("client_id", "cinema-web"),
+            ],
+        )
+        .await
+    }
+
+    /// Password grant that must succeed.
+    pub async fn tokens(&self, login: &str) -> Tokens {
+        let r = self.login(login, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "login failed: {}", r.text);
+        tokens_of(&r)
+    }
+
+    /// Refresh grant through `cinema-web`.
+    pub async fn refresh(&self, refresh_token: &str) -> Resp {
+        self.post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "cinema-web"),
+            ],
+        )
+        .await
+    }
+
+    /// Signs up a fresh user and logs them in.
+    pub async fn user(&self) -> User {
+        let login = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let profile = self.sign_up(&login).await;
+        let tokens = self.tokens(&login).await;
+        User {
+            id: profile["id"].as_str().unwrap().to_owned(),
+            login,
+            tokens,
+        }
+    }
+
+    /// The database URL in use (for a second app or the CLI).
+    pub fn database_url(&self) -> String {
+        self.app.config.database_url.expose_secret().to_owned()
+    }
+}
+
+/// Reads a response.
+pub async fn read(resp: reqwest::Response) -> Resp {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// Tokens out of a token response.
+pub fn tokens_of(r: &Resp) -> Tokens {
+    Tokens {
+        access: r.body["access_token"].as_str().unwrap().to_owned(),
+        refresh: r.body["refresh_token"].as_str().unwrap_or_default().to_owned(),
+        id_token: r.body["id_token"].as_str().map(str::to_owned),
+        body: r.body.clone(),
+    }
+}
+
+/// Decodes a JWT's header and claims without verifying.
+pub fn decode_jwt(token: &str) -> (Value, Value) {
+    let parts: Vec<&str> = token.split('.').collect();
+    let dec = |p: &str| -> Value {
+        serde_json::from_slice(&usher::token::b64url_decode(p.as_bytes()).unwrap()).unwrap()
+    };
+    (dec(parts[0]), dec(parts[1]))
+}
+
+/// Replaces values that change per run (ids, times, tokens) so a body can be pinned.
+pub fn redact(mut v: Value, keys: &[&str]) -> Value {
+    if let Value::Object(map) = &mut v {
+        for (k, val) in map.iter_mut() {
+            if keys.contains(&k.as_str()) && !val.is_null() {
+                *val = json!("[redacted]");
+            } else {
+                *val = redact(val.take(), keys);
+            }
+        }
+    } else if let Value::Array(items) = &mut v {
+        for item in items.iter_mut() {
+            *item = redact(item.take(), keys);
+        }
+    }
+    v
+}
+
+/// Asserts a problem+json response: status, content type, code, and `instance` naming
+/// the request id of the response.
+pub fn assert_problem(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.text);
+    assert_eq!(r.body["code"], code, "body: {}", r.text);
+    assert_eq!(r.body["status"], status);
+    assert_eq!(r.body["type"], format!("urn:usher:problem:{code}"));
+    let id = r.header("x-request-id").expect("x-request-id");
+    assert_eq!(r.body["instance"], format!("urn:usher:request:{id}"));
+    assert!(r.body["title"].is_string() && r.body["detail"].is_string());
+}
+
+/// Asserts an RFC 6749 §5.2 error: status, `no-store`, code.
+pub fn assert_oauth_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status.as_u16(), status, "body: {}", r.text);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.body["error"], code, "body: {}", r.text);
+    assert!(r.body["error_description"].is_string());
+}
+
+/// A header value.
+pub fn hv(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap()
+}
+
+/// Polls `check` every 10 ms for up to `within`; true as soon as it holds.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
