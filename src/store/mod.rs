@@ -21,7 +21,8 @@ pub enum StoreError {
     /// The row the operation needs does not exist.
     #[error("not found")]
     NotFound,
-    /// A unique constraint refused the write; `constraint` is `<table>_<column>_key`.
+    /// A unique constraint refused the write; `constraint` is its PostgreSQL name
+    /// (`users_login_key`), derived the same way on SQLite.
     #[error("conflict on {constraint}")]
     Conflict {
         /// The violated constraint.

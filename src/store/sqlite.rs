@@ -75,9 +75,13 @@ fn map_err(e: sqlx::Error) -> StoreError {
                     .unwrap_or("")
                     .trim()
                     .replace('.', "_");
-                return StoreError::Conflict {
-                    constraint: format!("{constraint}_key"),
+                // Named like the PostgreSQL constraint: `<table>_<column>`, `_key`-suffixed.
+                let constraint = if constraint.ends_with("_key") {
+                    constraint
+                } else {
+                    format!("{constraint}_key")
                 };
+                return StoreError::Conflict { constraint };
             }
             // Primary result codes SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10) and
             // SQLITE_CANTOPEN (14), with any extended code, mean "cannot serve now".

@@ -2,6 +2,8 @@
 //! in-process state and, when `USHER_TEST_DATABASE_URL` and `USHER_TEST_REDIS_URL` are
 //! set, against PostgreSQL + Redis (see `harness`).
 
+#![allow(unreachable_pub, reason = "a test binary exports nothing; pub marks the harness API")]
+
 mod harness;
 
 mod account;

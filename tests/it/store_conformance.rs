@@ -1,1 +1,146 @@
-//! (tests to come)
+//! The [`Store`] contract, checked on both backends directly (below the HTTP layer).
+
+use crate::backend_test;
+use crate::harness::*;
+use usher::store::{NewLoginEvent, RefreshTokenRecord, Rotation, SessionRecord, StoreError, UserRecord};
+
+fn user(login: &str, email: Option<&str>) -> UserRecord {
+    UserRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        login: login.to_owned(),
+        email: email.map(str::to_owned),
+        password_hash: "$argon2id$x".into(),
+        superuser: false,
+        blocked: false,
+        created_at: 1,
+        updated_at: 1,
+        last_login_at: None,
+    }
+}
+
+fn session(id: &str, user_id: &str, now: i64) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user_id: user_id.into(),
+        client_id: "cinema-web".into(),
+        scope: "openid".into(),
+        started_at: now,
+        last_used_at: now,
+        auth_time: now,
+        expires_at: now + 1000,
+        ip: None,
+        user_agent: None,
+        ended_at: None,
+        end_reason: None,
+    }
+}
+
+fn refresh(hash: &str, now: i64) -> RefreshTokenRecord {
+    RefreshTokenRecord {
+        token_hash: hash.into(),
+        session_id: String::new(),
+        client_id: "cinema-web".into(),
+        created_at: now,
+        expires_at: now + 1000,
+        used_at: None,
+    }
+}
+
+backend_test! {
+    /// Unique violations map to `Conflict` named `<table>_<column>_key` on both backends.
+    async fn store_conflicts_are_named(app) {
+        let s = app.store();
+        s.insert_user(&user("Zoe", Some("z@x.io"))).await.unwrap();
+        match s.insert_user(&user("zoe", None)).await {
+            Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, "users_login_key"),
+            other => panic!("{other:?}"),
+        }
+        match s.insert_user(&user("zoe2", Some("Z@X.IO"))).await {
+            Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, "users_email_key"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+backend_test! {
+    /// Rotation spends a token once: the second presentation is `Reused` and ends the
+    /// session with a feed entry; a token of another client is `Invalid` and ends nothing.
+    async fn store_rotation_contract(app) {
+        let s = app.store();
+        let now = app.clock_now();
+        let u = user("rot", None);
+        s.insert_user(&u).await.unwrap();
+        let mut first = refresh("h1", now);
+        first.session_id = "s1".into();
+        s.start_session(&session("s1", &u.id, now), &first, None).await.unwrap();
+        assert!(matches!(s.rotate_refresh_token("h1", "other-client", &refresh("hx", now), now).await.unwrap(), Rotation::Invalid));
+        match s.rotate_refresh_token("h1", "cinema-web", &refresh("h2", now), now).await.unwrap() {
+            Rotation::Rotated { session, user } => {
+                assert_eq!(session.id, "s1");
+                assert_eq!(user.id, u.id);
+            }
+            other => panic!("{other:?}"),
+        }
+        let before = s.last_change_seq().await.unwrap();
+        match s.rotate_refresh_token("h1", "cinema-web", &refresh("h3", now), now).await.unwrap() {
+            Rotation::Reused { ended: Some(change) } => {
+                assert_eq!(change.kind, "session_ended");
+                assert_eq!(change.sid.as_deref(), Some("s1"));
+                assert!(change.seq > before);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(s.rotate_refresh_token("h2", "cinema-web", &refresh("h4", now), now).await.unwrap(), Rotation::Invalid));
+        assert!(s.find_refresh_session("h3").await.unwrap().is_none(), "a failed rotation stores nothing");
+    }
+}
+
+backend_test! {
+    /// Ending sessions writes feed entries in order; `changes_after` returns them in seq
+    /// order and `end_session` refuses another user's session.
+    async fn store_feed_order(app) {
+        let s = app.store();
+        let now = app.clock_now();
+        let u = user("feed", None);
+        s.insert_user(&u).await.unwrap();
+        for i in 0..3 {
+            let mut rt = refresh(&format!("f{i}"), now);
+            rt.session_id = format!("fs{i}");
+            s.start_session(&session(&format!("fs{i}"), &u.id, now), &rt, None).await.unwrap();
+        }
+        let start = s.last_change_seq().await.unwrap();
+        assert!(s.end_session("fs0", "someone-else", "logout", now).await.unwrap().is_none());
+        let one = s.end_session("fs0", &u.id, "logout", now).await.unwrap().unwrap();
+        let rest = s.end_user_sessions(&u.id, Some("fs2"), "logout_others", now).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].sid.as_deref(), Some("fs1"));
+        let feed = s.changes_after(start, 100).await.unwrap();
+        let seqs: Vec<i64> = feed.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, vec![one.seq, rest[0].seq]);
+        assert!(one.seq < rest[0].seq);
+        assert_eq!(s.list_active_sessions(&u.id, now).await.unwrap().len(), 1);
+    }
+}
+
+backend_test! {
+    /// Login events page by id, newest first; pruning deletes expired refresh tokens.
+    async fn store_events_and_prune(app) {
+        let s = app.store();
+        let now = app.clock_now();
+        let u = user("ev", None);
+        s.insert_user(&u).await.unwrap();
+        for outcome in ["bad_credentials", "success"] {
+            s.record_login_event(&NewLoginEvent { user_id: u.id.clone(), at: now, ip: None, user_agent: None, method: "password_grant", outcome }).await.unwrap();
+        }
+        let all = s.list_login_events(&u.id, None, 10).await.unwrap();
+        assert_eq!(all.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(), vec!["success", "bad_credentials"]);
+        let older = s.list_login_events(&u.id, Some(all[0].id), 10).await.unwrap();
+        assert_eq!(older.len(), 1);
+        let mut rt = refresh("old", now - 5000);
+        rt.session_id = "ps".into();
+        s.start_session(&session("ps", &u.id, now), &rt, None).await.unwrap();
+        assert!(s.find_refresh_session("old").await.unwrap().is_some());
+        s.prune(now, now - 10).await.unwrap();
+        assert!(s.find_refresh_session("old").await.unwrap().is_none());
+    }
+}

@@ -398,6 +398,12 @@ impl TestApp {
         self.app.state.as_ref()
     }
 
+    /// The app clock's now.
+    pub fn clock_now(&self) -> i64 {
+        use usher::clock::Clock;
+        self.clock.now()
+    }
+
     /// Absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
