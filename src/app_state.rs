@@ -9,7 +9,9 @@ use secrecy::ExposeSecret;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::service::ServiceError;
+use crate::service::authz::AuthzView;
 use crate::service::bearer::VerifiedCache;
+use crate::service::clients::ClientCache;
 use crate::service::feed::ChangeFeed;
 use crate::service::passwords::PasswordHasher;
 use crate::state::memory::MemoryState;
@@ -42,6 +44,10 @@ pub struct AppState {
     pub feed: Arc<ChangeFeed>,
     /// Tokens already verified.
     pub verified: VerifiedCache,
+    /// Roles, assignments and user flags, in memory.
+    pub authz: Arc<AuthzView>,
+    /// Registered clients, in memory.
+    pub clients: ClientCache,
 }
 
 impl std::fmt::Debug for AppState {
@@ -116,6 +122,15 @@ impl AppState {
         let hasher = PasswordHasher::new(&config)?;
         let retention = config.change_retention();
         let feed = ChangeFeed::new(retention.as_secs() as i64);
+        let authz = Arc::new(AuthzView::new());
+        authz.reload_roles(store.as_ref()).await?;
+        let clients = ClientCache::new();
+        {
+            let authz = authz.clone();
+            feed.on_change(move |c| authz.on_change(c));
+            let clients = clients.clone();
+            feed.on_change(move |c| clients.on_change(c));
+        }
         feed.load(store.as_ref(), clock.now()).await?;
         let verified = VerifiedCache::new(VERIFIED_CACHE_SIZE, config.access_token_ttl);
         Ok(Self {
@@ -127,6 +142,8 @@ impl AppState {
             hasher: Arc::new(hasher),
             feed: Arc::new(feed),
             verified,
+            authz,
+            clients,
         })
     }
 }

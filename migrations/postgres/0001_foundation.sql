@@ -16,7 +16,7 @@ alter table users add constraint users_login_key unique (login_key);
 alter table users add constraint users_email_key unique (email_key);
 
 create table clients (
-    client_id text primary key,
+    client_id text constraint clients_client_id_key primary key,
     client_name text not null,
     secret_hash text,
     token_endpoint_auth_method text not null,

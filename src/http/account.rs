@@ -47,7 +47,7 @@ pub async fn sign_up(
 /// `GET /api/v1/users/me`.
 pub async fn me(State(app): State<AppState>, ApiUser(claims): ApiUser) -> Result<Response, Problem> {
     let user = accounts::current_user(&app, &claims.sub).await?;
-    Ok(Json(accounts::profile(&app, &user)).into_response())
+    Ok(Json(accounts::profile(&app, &user).await?).into_response())
 }
 
 /// `PATCH /api/v1/users/me`: change login and/or e-mail.

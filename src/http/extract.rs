@@ -146,7 +146,11 @@ impl FromRequest<AppState> for JsonObject {
             Problem::new(
                 StatusCode::BAD_REQUEST,
                 "malformed_json",
-                format!("the body is not valid JSON: {e}"),
+                format!(
+                    "the body is not valid JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
             )
         })?;
         match value {
@@ -261,9 +265,13 @@ impl Fields {
         self.optional_str_array(name)
     }
 
-    /// Ends reading: `Err` with every type error plus `rules` (the service's rule errors).
+    /// Ends reading: `Err` with every type error, every unknown member, plus `rules`
+    /// (the service's rule errors).
     pub fn finish(self, rules: Vec<FieldError>) -> Result<(), Problem> {
         let mut errors = self.errors;
+        for key in self.map.keys() {
+            errors.push(FieldError::new(key.clone(), "unknown", "is not a member of this request"));
+        }
         for r in rules {
             if !errors.iter().any(|e| e.field == r.field) {
                 errors.push(r);
@@ -423,6 +431,38 @@ impl FromRequestParts<AppState> for ApiUser {
         authenticate_parts(parts, state, true)
             .map(Self)
             .map_err(Problem::bearer)
+    }
+}
+
+/// Any valid access token, a user's or a service's (problem+json rejections).
+#[derive(Debug, Clone)]
+pub struct ApiBearer(pub Arc<AccessClaims>);
+
+impl FromRequestParts<AppState> for ApiBearer {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        authenticate_parts(parts, state, false)
+            .map(Self)
+            .map_err(Problem::bearer)
+    }
+}
+
+/// A valid access token if one is sent; `None` without an `Authorization: Bearer`
+/// header. A bad token is refused, never taken for anonymous.
+#[derive(Debug, Clone)]
+pub struct OptionalBearer(pub Option<Arc<AccessClaims>>);
+
+impl FromRequestParts<AppState> for OptionalBearer {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match bearer_token(&parts.headers).map_err(Problem::bearer)? {
+            None => Ok(Self(None)),
+            Some(token) => bearer::authenticate(state, token)
+                .map(|c| Self(Some(c)))
+                .map_err(Problem::bearer),
+        }
     }
 }
 

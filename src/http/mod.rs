@@ -17,13 +17,18 @@ use tracing::Instrument;
 use crate::AppState;
 
 pub mod account;
+pub mod authz;
+pub mod clients;
 pub mod discovery;
 pub mod extract;
 pub mod health;
+pub mod introspect;
 pub mod oauth_error;
 pub mod problem;
+pub mod roles;
 pub mod token;
 pub mod userinfo;
+pub mod users;
 
 use extract::{ClientIp, client_ip, peer_ip};
 use problem::{InternalCause, Problem, REQUEST_ID};
@@ -44,6 +49,26 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/users/me/sessions/{sid}"),
     ("POST", "/api/v1/auth/logout"),
     ("POST", "/api/v1/auth/logout-others"),
+    ("POST", "/oauth2/introspect"),
+    ("POST", "/oauth2/revoke"),
+    ("GET", "/api/v1/roles"),
+    ("POST", "/api/v1/roles"),
+    ("GET", "/api/v1/roles/{role_id}"),
+    ("PATCH", "/api/v1/roles/{role_id}"),
+    ("DELETE", "/api/v1/roles/{role_id}"),
+    ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/users/{user_id}"),
+    ("PATCH", "/api/v1/users/{user_id}"),
+    ("GET", "/api/v1/users/{user_id}/roles"),
+    ("PUT", "/api/v1/users/{user_id}/roles/{role_id}"),
+    ("DELETE", "/api/v1/users/{user_id}/roles/{role_id}"),
+    ("GET", "/api/v1/authz/check"),
+    ("POST", "/api/v1/authz/check"),
+    ("GET", "/api/v1/clients"),
+    ("POST", "/api/v1/clients"),
+    ("GET", "/api/v1/clients/{client_id}"),
+    ("PATCH", "/api/v1/clients/{client_id}"),
+    ("DELETE", "/api/v1/clients/{client_id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 ];
@@ -61,7 +86,7 @@ pub fn build_router(app: AppState) -> Router {
             "/oauth2/userinfo",
             get(userinfo::userinfo).post(userinfo::userinfo),
         )
-        .route("/api/v1/users", post(account::sign_up))
+        .route("/api/v1/users", post(account::sign_up).get(users::list))
         .route(
             "/api/v1/users/me",
             get(account::me).patch(account::update_me),
@@ -78,6 +103,31 @@ pub fn build_router(app: AppState) -> Router {
         )
         .route("/api/v1/auth/logout", post(account::logout))
         .route("/api/v1/auth/logout-others", post(account::logout_others))
+        .route("/oauth2/introspect", post(introspect::introspect))
+        .route("/oauth2/revoke", post(introspect::revoke))
+        .route("/api/v1/roles", get(roles::list).post(roles::create))
+        .route(
+            "/api/v1/roles/{role_id}",
+            get(roles::get).patch(roles::update).delete(roles::delete),
+        )
+        .route(
+            "/api/v1/users/{user_id}",
+            get(users::get).patch(users::update),
+        )
+        .route("/api/v1/users/{user_id}/roles", get(users::roles_of))
+        .route(
+            "/api/v1/users/{user_id}/roles/{role_id}",
+            axum::routing::put(users::assign).delete(users::unassign),
+        )
+        .route(
+            "/api/v1/authz/check",
+            get(authz::check).post(authz::check_batch),
+        )
+        .route("/api/v1/clients", get(clients::list).post(clients::create))
+        .route(
+            "/api/v1/clients/{client_id}",
+            get(clients::get).patch(clients::update).delete(clients::delete),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

@@ -25,6 +25,7 @@ fn parse_grant(form: &OAuthForm, grant_type: &str) -> Result<GrantRequest, OAuth
             refresh_token: form.require("refresh_token")?.to_owned(),
             scope,
         }),
+        "client_credentials" => Ok(GrantRequest::ClientCredentials { scope }),
         _ => Err(OAuthError::new(
             OAuthCode::UnsupportedGrantType,
             "the grant type is not supported",

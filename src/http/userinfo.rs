@@ -24,7 +24,9 @@ pub async fn userinfo(
     let user = accounts::current_user(&app, &claims.sub)
         .await
         .map_err(BearerResponse::Service)?;
-    let roles = accounts::roles_of(&app, &user);
+    let roles = accounts::roles_of(&app, &user.id)
+        .await
+        .map_err(BearerResponse::Service)?;
     let body = tokens::user_claims(&user, &roles, &claims.scope);
     let mut response = Json(body).into_response();
     no_store(&mut response);

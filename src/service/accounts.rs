@@ -33,23 +33,26 @@ pub struct Profile {
     pub last_login_at: Option<String>,
 }
 
-/// The roles a user holds now (the implicit `user` role included).
-pub fn roles_of(_app: &AppState, _user: &UserRecord) -> Vec<String> {
-    vec!["user".to_owned()]
+/// The role names a user holds now, `user` first (from the in-process view).
+pub async fn roles_of(app: &AppState, user_id: &str) -> Result<Vec<String>, ServiceError> {
+    Ok(match app.authz.user(app.store.as_ref(), user_id).await? {
+        Some(user) => app.authz.role_names(&user),
+        None => vec![super::authz::USER.to_owned()],
+    })
 }
 
 /// The API view of a user.
-pub fn profile(app: &AppState, user: &UserRecord) -> Profile {
-    Profile {
+pub async fn profile(app: &AppState, user: &UserRecord) -> Result<Profile, ServiceError> {
+    Ok(Profile {
         id: user.id.clone(),
         login: user.login.clone(),
         email: user.email.clone(),
         email_verified: false,
-        roles: roles_of(app, user),
+        roles: roles_of(app, &user.id).await?,
         superuser: user.superuser,
         created_at: rfc3339(user.created_at),
         last_login_at: user.last_login_at.map(rfc3339),
-    }
+    })
 }
 
 /// Checks a login: 3–64 of ASCII letters, digits, `.`, `_`, `-`.
@@ -157,7 +160,7 @@ pub async fn sign_up(app: &AppState, input: SignUp) -> Result<Profile, ServiceEr
     };
     app.store.insert_user(&user).await.map_err(conflict)?;
     tracing::info!(user_id = %user.id, "user signed up");
-    Ok(profile(app, &user))
+    profile(app, &user).await
 }
 
 /// Loads the user behind a token; a user deleted since is `NotAUser`-like 401.
@@ -206,7 +209,8 @@ pub async fn update_profile(
         .update_user_profile(user_id, &login, email.as_deref(), app.clock.now())
         .await
         .map_err(conflict)?;
-    Ok(profile(app, &updated))
+    app.authz.forget_user(user_id);
+    profile(app, &updated).await
 }
 
 /// Changes the password after checking the current one (403 `wrong_password`; this check

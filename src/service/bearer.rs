@@ -80,6 +80,9 @@ pub enum BearerError {
     /// A service token where a user token is required.
     #[error("not a user token")]
     NotAUser,
+    /// A revoked service token.
+    #[error("revoked")]
+    Revoked,
 }
 
 impl BearerError {
@@ -98,6 +101,7 @@ impl BearerError {
             Self::WrongType => "token_wrong_type",
             Self::SessionEnded => "session_ended",
             Self::NotAUser => "token_not_a_user",
+            Self::Revoked => "token_revoked",
         }
     }
 
@@ -116,6 +120,7 @@ impl BearerError {
             Self::WrongType => "the token is not an access token",
             Self::SessionEnded => "the session of the access token has ended",
             Self::NotAUser => "the access token does not belong to a user",
+            Self::Revoked => "the access token has been revoked",
         }
     }
 }
@@ -228,6 +233,9 @@ pub fn authenticate(app: &AppState, token: &str) -> Result<Arc<AccessClaims>, Be
         && app.feed.is_session_ended(sid)
     {
         return Err(BearerError::SessionEnded);
+    }
+    if claims.sid.is_none() && app.feed.is_token_revoked(&claims.jti) {
+        return Err(BearerError::Revoked);
     }
     Ok(claims)
 }

@@ -3,12 +3,54 @@
 //! or `client_secret_post` for confidential ones, exactly as registered. Secrets are
 //! compared as SHA-256 digests in constant time.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 
+use super::feed::CLIENT_CHANGED;
 use super::{OAuthCode, OAuthError, ServiceError};
 use crate::AppState;
-use crate::store::ClientRecord;
+use crate::store::{ChangeRecord, ClientRecord};
 use crate::token::{constant_time_eq, sha256_hex};
+
+/// Registered clients held in memory, dropped when the change feed says they changed.
+#[derive(Clone)]
+pub struct ClientCache(moka::sync::Cache<String, Arc<Client>>);
+
+impl std::fmt::Debug for ClientCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCache")
+            .field("entries", &self.0.entry_count())
+            .finish()
+    }
+}
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientCache {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self(moka::sync::Cache::builder().max_capacity(10_000).build())
+    }
+
+    /// Applies a feed entry.
+    pub fn on_change(&self, change: &ChangeRecord) {
+        if change.kind == CLIENT_CHANGED
+            && let Some(id) = &change.sub
+        {
+            self.0.invalidate(id);
+        }
+    }
+
+    /// Drops a client (after a local change).
+    pub fn forget(&self, client_id: &str) {
+        self.0.invalidate(client_id);
+    }
+}
 
 /// How the client presented itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +108,10 @@ pub struct Client {
     pub builtin: bool,
     /// Registration time.
     pub created_at: i64,
-    secret_hash: Option<String>,
+    /// Last change.
+    pub updated_at: i64,
+    /// SHA-256 hex of the secret (confidential clients).
+    pub secret_hash: Option<String>,
 }
 
 impl Client {
@@ -84,7 +129,27 @@ impl Client {
             first_party: r.first_party,
             builtin: r.builtin,
             created_at: r.created_at,
+            updated_at: r.updated_at,
             secret_hash: r.secret_hash,
+        }
+    }
+
+    /// The stored form.
+    pub fn to_record(&self) -> ClientRecord {
+        let list = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        ClientRecord {
+            client_id: self.client_id.clone(),
+            client_name: self.client_name.clone(),
+            secret_hash: self.secret_hash.clone(),
+            token_endpoint_auth_method: self.token_endpoint_auth_method.clone(),
+            grant_types: self.grant_types.join(" "),
+            redirect_uris: list(&self.redirect_uris),
+            post_logout_redirect_uris: list(&self.post_logout_redirect_uris),
+            scope: self.scope.clone(),
+            first_party: self.first_party,
+            builtin: self.builtin,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
         }
     }
 
@@ -106,18 +171,25 @@ fn invalid_client() -> ServiceError {
     ))
 }
 
-/// Loads a client by id.
-pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Client>, ServiceError> {
-    Ok(app
-        .store
-        .find_client(client_id)
-        .await?
-        .map(Client::from_record))
+/// Loads a client by id: from memory, or once from the database.
+pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Arc<Client>>, ServiceError> {
+    if let Some(hit) = app.clients.0.get(client_id) {
+        return Ok(Some(hit));
+    }
+    let Some(record) = app.store.find_client(client_id).await? else {
+        return Ok(None);
+    };
+    let client = Arc::new(Client::from_record(record));
+    app.clients.0.insert(client_id.to_owned(), client.clone());
+    Ok(Some(client))
 }
 
 /// Authenticates a client at the token endpoint. Unknown client, wrong secret, or a
 /// method other than the registered one: `invalid_client`.
-pub async fn authenticate(app: &AppState, creds: &Credentials) -> Result<Client, ServiceError> {
+pub async fn authenticate(
+    app: &AppState,
+    creds: &Credentials,
+) -> Result<Arc<Client>, ServiceError> {
     let Some(client) = find(app, &creds.client_id).await? else {
         return Err(invalid_client());
     };

@@ -20,8 +20,13 @@ use crate::store::{ChangeRecord, Store, StoreError};
 
 /// Feed entry kind: a session ended.
 pub const SESSION_ENDED: &str = "session_ended";
-/// Feed entry kind: a user's roles or a role's permissions changed.
+/// Feed entry kind: a user's roles or flags (`sub` set) or role definitions (`sub`
+/// null) changed.
 pub const ROLES_CHANGED: &str = "roles_changed";
+/// Feed entry kind: a client was changed or deleted (`sub` = client id).
+pub const CLIENT_CHANGED: &str = "client_changed";
+/// Feed entry kind: an access token without a session was revoked (`jti`).
+pub const TOKEN_REVOKED: &str = "token_revoked";
 
 /// Page size of catch-up reads.
 const PAGE: i64 = 1000;
@@ -32,6 +37,7 @@ type Listener = Box<dyn Fn(&ChangeRecord) + Send + Sync>;
 /// This process's view of the feed.
 pub struct ChangeFeed {
     ended: RwLock<HashMap<String, i64>>,
+    revoked: RwLock<HashMap<String, i64>>,
     synced_seq: AtomicI64,
     retention_secs: i64,
     notify: Notify,
@@ -52,6 +58,7 @@ impl ChangeFeed {
     pub fn new(retention_secs: i64) -> Self {
         Self {
             ended: RwLock::new(HashMap::new()),
+            revoked: RwLock::new(HashMap::new()),
             synced_seq: AtomicI64::new(0),
             retention_secs,
             notify: Notify::new(),
@@ -75,6 +82,14 @@ impl ChangeFeed {
             .contains_key(sid)
     }
 
+    /// True when the access token `jti` was revoked.
+    pub fn is_token_revoked(&self, jti: &str) -> bool {
+        self.revoked
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(jti)
+    }
+
     /// Applies entries (idempotent) and wakes waiters.
     pub fn apply(&self, changes: &[ChangeRecord]) {
         if changes.is_empty() {
@@ -90,6 +105,19 @@ impl ChangeFeed {
                     && let Some(sid) = &c.sid
                 {
                     ended.insert(sid.clone(), c.at);
+                }
+            }
+        }
+        if changes.iter().any(|c| c.kind == TOKEN_REVOKED) {
+            let mut revoked = self
+                .revoked
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for c in changes {
+                if c.kind == TOKEN_REVOKED
+                    && let Some(jti) = &c.jti
+                {
+                    revoked.insert(jti.clone(), c.at);
                 }
             }
         }
@@ -139,6 +167,10 @@ impl ChangeFeed {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, at| *at >= cutoff);
+        self.revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, at| *at >= cutoff);
     }
 
     /// Number of ended sessions remembered.
@@ -163,6 +195,7 @@ pub async fn publish(app: &AppState, changes: &[ChangeRecord]) {
         return;
     }
     app.feed.apply(changes);
+    super::authz::after_changes(app).await;
     match serde_json::to_string(changes) {
         Ok(payload) => {
             if let Err(e) = app.state.publish(&payload).await {
@@ -184,7 +217,10 @@ pub async fn run(app: AppState) {
             signal = signals.recv() => match signal {
                 Some(FeedSignal::Message(payload)) => {
                     match serde_json::from_str::<Vec<ChangeRecord>>(&payload) {
-                        Ok(changes) => app.feed.apply(&changes),
+                        Ok(changes) => {
+                            app.feed.apply(&changes);
+                            super::authz::after_changes(&app).await;
+                        }
                         Err(e) => tracing::warn!(error = %e, "change feed: unreadable message"),
                     }
                 }
@@ -207,4 +243,5 @@ async fn resync(app: &AppState) {
     if let Err(e) = app.feed.catch_up(app.store.as_ref()).await {
         tracing::warn!(error = %e, "change feed catch-up failed");
     }
+    super::authz::after_changes(app).await;
 }

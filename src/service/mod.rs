@@ -9,15 +9,21 @@ use crate::state::StateError;
 use crate::store::StoreError;
 
 pub mod accounts;
+pub mod authz;
 pub mod bearer;
+pub mod client_registry;
 pub mod clients;
 pub mod discovery;
 pub mod feed;
 pub mod grants;
+pub mod introspection;
 pub mod passwords;
+pub mod revocation;
+pub mod roles;
 pub mod scope;
 pub mod sessions;
 pub mod tokens;
+pub mod users;
 
 pub use bearer::{AccessClaims, BearerError};
 

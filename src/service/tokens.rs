@@ -175,8 +175,11 @@ pub struct UserGrant<'a> {
 
 /// Builds the token response of a user grant: access token, refresh token and, when
 /// `openid` is in scope, an ID token.
-pub fn respond(app: &AppState, grant: &UserGrant<'_>) -> Result<TokenResponse, ServiceError> {
-    let roles = super::accounts::roles_of(app, grant.user);
+pub async fn respond(
+    app: &AppState,
+    grant: &UserGrant<'_>,
+) -> Result<TokenResponse, ServiceError> {
+    let roles = super::accounts::roles_of(app, &grant.user.id).await?;
     let subject = TokenSubject {
         sub: &grant.user.id,
         roles: Some(&roles),

@@ -14,15 +14,85 @@ macro_rules! impl_store {
             sub: Option<&str>,
             at: i64,
         ) -> Result<ChangeRecord, StoreError> {
+            insert_change_jti(tx, kind, sid, sub, at, None).await
+        }
+
+        /// [`insert_change`] with a token id.
+        async fn insert_change_jti(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            kind: &str,
+            sid: Option<&str>,
+            sub: Option<&str>,
+            at: i64,
+            jti: Option<&str>,
+        ) -> Result<ChangeRecord, StoreError> {
             lock_changes(tx).await?;
             sqlx::query_as::<_, ChangeRecord>(sql::INSERT_CHANGE)
                 .bind(kind)
                 .bind(sid)
                 .bind(sub)
                 .bind(at)
+                .bind(jti)
                 .fetch_one(&mut **tx)
                 .await
                 .map_err(map_err)
+        }
+
+        /// Loads the permissions of the given role rows.
+        fn with_permissions(rows: Vec<RoleRow>, perms: Vec<(String, String)>) -> Vec<RoleRecord> {
+            rows.into_iter()
+                .map(|r| RoleRecord {
+                    permissions: perms
+                        .iter()
+                        .filter(|(id, _)| *id == r.id)
+                        .map(|(_, p)| p.clone())
+                        .collect(),
+                    id: r.id,
+                    name: r.name,
+                    description: r.description,
+                    builtin: r.builtin,
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                })
+                .collect()
+        }
+
+        /// Replaces the permissions of `role_id` inside `tx`.
+        async fn write_permissions(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            role_id: &str,
+            permissions: &[String],
+        ) -> Result<(), StoreError> {
+            sqlx::query(sql::DELETE_ROLE_PERMISSIONS)
+                .bind(role_id)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            for p in permissions {
+                sqlx::query(sql::INSERT_ROLE_PERMISSION)
+                    .bind(role_id)
+                    .bind(p)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            Ok(())
+        }
+
+        /// Binds every column of a client, in `INSERT_CLIENT` order after the id.
+        fn bind_client<'q>(
+            q: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+            c: &'q ClientRecord,
+        ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+            q.bind(&c.client_id)
+                .bind(&c.client_name)
+                .bind(&c.secret_hash)
+                .bind(&c.token_endpoint_auth_method)
+                .bind(&c.grant_types)
+                .bind(&c.redirect_uris)
+                .bind(&c.post_logout_redirect_uris)
+                .bind(&c.scope)
+                .bind(c.first_party)
         }
 
         /// Ends every live session of `user_id` but `except`, inside `tx`.
@@ -477,6 +547,319 @@ macro_rules! impl_store {
                     .await
                     .map_err(map_err)?;
                 Ok(seq)
+            }
+
+            async fn list_roles(&self) -> Result<Vec<RoleRecord>, StoreError> {
+                let rows = sqlx::query_as::<_, RoleRow>(sql::LIST_ROLES)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let perms: Vec<(String, String)> = sqlx::query_as(sql::LIST_ROLE_PERMISSIONS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(with_permissions(rows, perms))
+            }
+
+            async fn find_role(&self, id: &str) -> Result<Option<RoleRecord>, StoreError> {
+                let Some(row) = sqlx::query_as::<_, RoleRow>(sql::FIND_ROLE)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                else {
+                    return Ok(None);
+                };
+                let perms: Vec<(String, String)> = sqlx::query_as(sql::FIND_ROLE_PERMISSIONS)
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(with_permissions(vec![row], perms).pop())
+            }
+
+            async fn insert_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                sqlx::query(sql::INSERT_ROLE)
+                    .bind(&role.id)
+                    .bind(&role.name)
+                    .bind(&role.description)
+                    .bind(role.builtin)
+                    .bind(role.created_at)
+                    .bind(role.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                write_permissions(&mut tx, &role.id, &role.permissions).await?;
+                let change = insert_change(&mut tx, "roles_changed", None, None, role.updated_at).await?;
+                commit(tx).await?;
+                Ok(change)
+            }
+
+            async fn update_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let done = sqlx::query(sql::UPDATE_ROLE)
+                    .bind(&role.id)
+                    .bind(&role.name)
+                    .bind(&role.description)
+                    .bind(role.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                write_permissions(&mut tx, &role.id, &role.permissions).await?;
+                let change = insert_change(&mut tx, "roles_changed", None, None, role.updated_at).await?;
+                commit(tx).await?;
+                Ok(change)
+            }
+
+            async fn delete_role(&self, id: &str, now: i64) -> Result<Option<ChangeRecord>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let done = sqlx::query(sql::DELETE_ROLE)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let change = insert_change(&mut tx, "roles_changed", None, None, now).await?;
+                commit(tx).await?;
+                Ok(Some(change))
+            }
+
+            async fn user_role_ids(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as(sql::USER_ROLE_IDS)
+                    .bind(user_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn assign_role(
+                &self,
+                user_id: &str,
+                role_id: &str,
+                now: i64,
+            ) -> Result<ChangeRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                for (sql_text, id) in [(sql::EXISTS_USER, user_id), (sql::EXISTS_ROLE, role_id)] {
+                    let found: Option<(String,)> = sqlx::query_as(sql_text)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    if found.is_none() {
+                        return Err(StoreError::NotFound);
+                    }
+                }
+                sqlx::query(sql::ASSIGN_ROLE)
+                    .bind(user_id)
+                    .bind(role_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let change = insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?;
+                commit(tx).await?;
+                Ok(change)
+            }
+
+            async fn unassign_role(
+                &self,
+                user_id: &str,
+                role_id: &str,
+                now: i64,
+            ) -> Result<ChangeRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                sqlx::query(sql::UNASSIGN_ROLE)
+                    .bind(user_id)
+                    .bind(role_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let change = insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?;
+                commit(tx).await?;
+                Ok(change)
+            }
+
+            async fn list_users(
+                &self,
+                prefix: &str,
+                after: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<UserRecord>, StoreError> {
+                let prefix = prefix.to_lowercase();
+                // Every login key starting with `prefix` sorts below `prefix` + U+10FFFF.
+                let upper = format!("{prefix}\u{10FFFF}");
+                sqlx::query_as::<_, UserRecord>(sql::LIST_USERS)
+                    .bind(&prefix)
+                    .bind(&upper)
+                    .bind(after.unwrap_or(""))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn set_blocked(
+                &self,
+                user_id: &str,
+                blocked: bool,
+                now: i64,
+            ) -> Result<(UserRecord, Vec<ChangeRecord>), StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let user = sqlx::query_as::<_, UserRecord>(sql::SET_BLOCKED)
+                    .bind(user_id)
+                    .bind(blocked)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .ok_or(StoreError::NotFound)?;
+                let mut changes = Vec::new();
+                if blocked {
+                    let ids: Vec<(String,)> = sqlx::query_as(sql::END_ALL_USER_SESSIONS)
+                        .bind(user_id)
+                        .bind(now)
+                        .bind("blocked")
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    for (sid,) in ids {
+                        changes.push(
+                            insert_change(&mut tx, "session_ended", Some(&sid), Some(user_id), now)
+                                .await?,
+                        );
+                    }
+                }
+                changes.push(insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?);
+                commit(tx).await?;
+                Ok((user, changes))
+            }
+
+            async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+                sqlx::query_as::<_, ClientRecord>(sql::LIST_CLIENTS)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+                bind_client(sqlx::query(sql::INSERT_CLIENT), client)
+                    .bind(client.builtin)
+                    .bind(client.created_at)
+                    .bind(client.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            }
+
+            async fn update_client(&self, client: &ClientRecord) -> Result<ChangeRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client)
+                    .bind(client.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                let change = insert_change(
+                    &mut tx,
+                    "client_changed",
+                    None,
+                    Some(&client.client_id),
+                    client.updated_at,
+                )
+                .await?;
+                commit(tx).await?;
+                Ok(change)
+            }
+
+            async fn delete_client(
+                &self,
+                client_id: &str,
+                now: i64,
+            ) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let done = sqlx::query(sql::DELETE_CLIENT)
+                    .bind(client_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let ended: Vec<(String, String)> = sqlx::query_as(sql::END_CLIENT_SESSIONS)
+                    .bind(client_id)
+                    .bind(now)
+                    .bind("client_deleted")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let mut changes = Vec::with_capacity(ended.len() + 1);
+                for (sid, user_id) in ended {
+                    changes.push(
+                        insert_change(&mut tx, "session_ended", Some(&sid), Some(&user_id), now)
+                            .await?,
+                    );
+                }
+                changes.push(insert_change(&mut tx, "client_changed", None, Some(client_id), now).await?);
+                commit(tx).await?;
+                Ok(Some(changes))
+            }
+
+            async fn revoke_jti(
+                &self,
+                jti: &str,
+                client_id: &str,
+                now: i64,
+            ) -> Result<ChangeRecord, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let change =
+                    insert_change_jti(&mut tx, "token_revoked", None, Some(client_id), now, Some(jti))
+                        .await?;
+                commit(tx).await?;
+                Ok(change)
+            }
+
+            async fn end_session_by_id(
+                &self,
+                sid: &str,
+                reason: &str,
+                now: i64,
+            ) -> Result<Option<ChangeRecord>, StoreError> {
+                let mut tx = begin_write(&self.pool).await?;
+                let owner: Option<(String,)> = sqlx::query_as(sql::END_SESSION_BY_ID)
+                    .bind(sid)
+                    .bind(now)
+                    .bind(reason)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some((user_id,)) = owner else {
+                    return Ok(None);
+                };
+                let change =
+                    insert_change(&mut tx, "session_ended", Some(sid), Some(&user_id), now).await?;
+                commit(tx).await?;
+                Ok(Some(change))
+            }
+
+            async fn find_refresh(
+                &self,
+                token_hash: &str,
+            ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+                sqlx::query_as::<_, RefreshTokenRecord>(sql::FIND_REFRESH)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)
             }
 
             async fn prune(&self, now: i64, changes_before: i64) -> Result<(), StoreError> {

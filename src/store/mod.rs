@@ -117,6 +117,42 @@ pub struct SessionRecord {
     pub end_reason: Option<String>,
 }
 
+/// A role and its permissions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    /// Id (UUID).
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Created by a migration: never deleted or renamed.
+    pub builtin: bool,
+    /// Permissions, sorted.
+    pub permissions: Vec<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// A row of `roles` (permissions apart).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoleRow {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Built-in flag.
+    pub builtin: bool,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+}
+
 /// A refresh token as stored: only its hash.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshTokenRecord {
@@ -175,14 +211,17 @@ pub struct NewLoginEvent {
 pub struct ChangeRecord {
     /// Position in the feed; commit order.
     pub seq: i64,
-    /// `session_ended` or `roles_changed`.
+    /// `session_ended`, `roles_changed`, `client_changed` or `token_revoked`.
     pub kind: String,
     /// The session concerned (`session_ended`).
     pub sid: Option<String>,
-    /// The user concerned.
+    /// The user (or client) concerned.
     pub sub: Option<String>,
     /// Time of the change.
     pub at: i64,
+    /// The revoked access token (`token_revoked`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// Result of presenting a refresh token.
@@ -340,4 +379,96 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes refresh tokens that expired before `now` and feed entries older than
     /// `changes_before`.
     async fn prune(&self, now: i64, changes_before: i64) -> Result<(), StoreError>;
+
+    /// Every role with its permissions, by name.
+    async fn list_roles(&self) -> Result<Vec<RoleRecord>, StoreError>;
+
+    /// One role.
+    async fn find_role(&self, id: &str) -> Result<Option<RoleRecord>, StoreError>;
+
+    /// Inserts a role with its permissions; `Conflict` on `roles_name_key`. Writes a
+    /// `roles_changed` feed entry.
+    async fn insert_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError>;
+
+    /// Replaces name, description and permissions of a role; `NotFound`, `Conflict`.
+    /// Writes a `roles_changed` feed entry.
+    async fn update_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError>;
+
+    /// Deletes a role (and so its assignments); `Ok(None)` if it did not exist.
+    async fn delete_role(&self, id: &str, now: i64) -> Result<Option<ChangeRecord>, StoreError>;
+
+    /// Role ids assigned to a user.
+    async fn user_role_ids(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Assigns a role (idempotent); `NotFound` if the user or role does not exist.
+    /// Writes a `roles_changed` entry for the user.
+    async fn assign_role(
+        &self,
+        user_id: &str,
+        role_id: &str,
+        now: i64,
+    ) -> Result<ChangeRecord, StoreError>;
+
+    /// Removes a role from a user (idempotent). Writes a `roles_changed` entry.
+    async fn unassign_role(
+        &self,
+        user_id: &str,
+        role_id: &str,
+        now: i64,
+    ) -> Result<ChangeRecord, StoreError>;
+
+    /// Users whose lower-cased login starts with `prefix` and sorts after `after`, by
+    /// login, at most `limit`.
+    async fn list_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Blocks or unblocks a user. Blocking ends every live session. Writes the
+    /// `session_ended` entries and a `roles_changed` entry for the user. `NotFound`.
+    async fn set_blocked(
+        &self,
+        user_id: &str,
+        blocked: bool,
+        now: i64,
+    ) -> Result<(UserRecord, Vec<ChangeRecord>), StoreError>;
+
+    /// Every client, by id.
+    async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+
+    /// Registers a client; `Conflict` on `clients_client_id_key`.
+    async fn insert_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+
+    /// Replaces a client's metadata (and secret hash); `NotFound`. Writes a
+    /// `client_changed` entry.
+    async fn update_client(&self, client: &ClientRecord) -> Result<ChangeRecord, StoreError>;
+
+    /// Deletes a client and ends every session opened through it; `Ok(None)` if it did
+    /// not exist. Returns the feed entries (sessions, then `client_changed`).
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<Vec<ChangeRecord>>, StoreError>;
+
+    /// Records the revocation of an access token that has no session (`token_revoked`).
+    async fn revoke_jti(
+        &self,
+        jti: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<ChangeRecord, StoreError>;
+
+    /// Ends a session whoever owns it; `Ok(None)` if unknown or already ended.
+    async fn end_session_by_id(
+        &self,
+        sid: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Option<ChangeRecord>, StoreError>;
+
+    /// The refresh token with this hash.
+    async fn find_refresh(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError>;
 }

@@ -10,8 +10,8 @@ use sqlx::{PgPool, Postgres};
 
 use super::sql;
 use super::{
-    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, Rotation,
-    SessionRecord, Store, StoreError, UserRecord,
+    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleRecord,
+    RoleRow, Rotation, SessionRecord, Store, StoreError, UserRecord,
 };
 
 type Db = Postgres;

@@ -82,13 +82,64 @@ pub(crate) const INSERT_LOGIN_EVENT: &str = "insert into login_events (user_id, 
 pub(crate) const LIST_LOGIN_EVENTS: &str = "select id, user_id, at, ip, user_agent, method, \
      outcome from login_events where user_id = $1 and id < $2 order by id desc limit $3";
 
-pub(crate) const INSERT_CHANGE: &str = "insert into changes (kind, sid, sub, at) \
-     values ($1, $2, $3, $4) returning seq, kind, sid, sub, at";
+pub(crate) const INSERT_CHANGE: &str = "insert into changes (kind, sid, sub, at, jti) \
+     values ($1, $2, $3, $4, $5) returning seq, kind, sid, sub, at, jti";
 pub(crate) const CHANGES_AFTER: &str =
-    "select seq, kind, sid, sub, at from changes where seq > $1 order by seq limit $2";
+    "select seq, kind, sid, sub, at, jti from changes where seq > $1 order by seq limit $2";
 pub(crate) const CHANGES_SINCE: &str =
-    "select seq, kind, sid, sub, at from changes where at >= $1 order by seq";
+    "select seq, kind, sid, sub, at, jti from changes where at >= $1 order by seq";
 pub(crate) const LAST_CHANGE_SEQ: &str = "select coalesce(max(seq), 0) from changes";
 
 pub(crate) const PRUNE_REFRESH: &str = "delete from refresh_tokens where expires_at < $1";
 pub(crate) const PRUNE_CHANGES: &str = "delete from changes where at < $1";
+
+pub(crate) const LIST_ROLES: &str =
+    "select id, name, description, builtin, created_at, updated_at from roles order by name";
+pub(crate) const FIND_ROLE: &str =
+    "select id, name, description, builtin, created_at, updated_at from roles where id = $1";
+pub(crate) const LIST_ROLE_PERMISSIONS: &str =
+    "select role_id, permission from role_permissions order by permission";
+pub(crate) const FIND_ROLE_PERMISSIONS: &str =
+    "select role_id, permission from role_permissions where role_id = $1 order by permission";
+pub(crate) const INSERT_ROLE: &str = "insert into roles (id, name, description, builtin, \
+     created_at, updated_at) values ($1, $2, $3, $4, $5, $6)";
+pub(crate) const UPDATE_ROLE: &str =
+    "update roles set name = $2, description = $3, updated_at = $4 where id = $1";
+pub(crate) const DELETE_ROLE: &str = "delete from roles where id = $1";
+pub(crate) const DELETE_ROLE_PERMISSIONS: &str = "delete from role_permissions where role_id = $1";
+pub(crate) const INSERT_ROLE_PERMISSION: &str =
+    "insert into role_permissions (role_id, permission) values ($1, $2)";
+pub(crate) const USER_ROLE_IDS: &str =
+    "select role_id from user_roles where user_id = $1 order by role_id";
+pub(crate) const ASSIGN_ROLE: &str = "insert into user_roles (user_id, role_id, assigned_at) \
+     values ($1, $2, $3) on conflict (user_id, role_id) do nothing";
+pub(crate) const UNASSIGN_ROLE: &str = "delete from user_roles where user_id = $1 and role_id = $2";
+pub(crate) const EXISTS_USER: &str = "select id from users where id = $1";
+pub(crate) const EXISTS_ROLE: &str = "select id from roles where id = $1";
+pub(crate) const LIST_USERS: &str = concat!(
+    "select ",
+    user_cols!(),
+    " from users where login_key >= $1 and login_key < $2 and login_key > $3 \
+     order by login_key limit $4"
+);
+pub(crate) const SET_BLOCKED: &str = concat!(
+    "update users set blocked = $2, updated_at = $3 where id = $1 returning ",
+    user_cols!()
+);
+pub(crate) const END_ALL_USER_SESSIONS: &str = "update sessions set ended_at = $2, \
+     end_reason = $3 where user_id = $1 and ended_at is null returning id";
+pub(crate) const LIST_CLIENTS: &str =
+    concat!("select ", client_cols!(), " from clients order by client_id");
+pub(crate) const INSERT_CLIENT: &str = "insert into clients (client_id, client_name, secret_hash, \
+     token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, scope, \
+     first_party, builtin, created_at, updated_at) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+pub(crate) const UPDATE_CLIENT: &str = "update clients set client_name = $2, secret_hash = $3, \
+     token_endpoint_auth_method = $4, grant_types = $5, redirect_uris = $6, \
+     post_logout_redirect_uris = $7, scope = $8, first_party = $9, updated_at = $10 \
+     where client_id = $1";
+pub(crate) const DELETE_CLIENT: &str = "delete from clients where client_id = $1";
+pub(crate) const END_CLIENT_SESSIONS: &str = "update sessions set ended_at = $2, \
+     end_reason = $3 where client_id = $1 and ended_at is null returning id, user_id";
+pub(crate) const END_SESSION_BY_ID: &str = "update sessions set ended_at = $2, end_reason = $3 \
+     where id = $1 and ended_at is null returning user_id";

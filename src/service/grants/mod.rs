@@ -8,6 +8,7 @@ use super::tokens::TokenResponse;
 use super::{OAuthCode, OAuthError, RequestMeta, ServiceError};
 use crate::AppState;
 
+pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
 
@@ -30,6 +31,11 @@ pub enum GrantRequest {
         /// Optional narrower `scope`.
         scope: Option<String>,
     },
+    /// RFC 6749 §4.4.
+    ClientCredentials {
+        /// Optional `scope`.
+        scope: Option<String>,
+    },
 }
 
 impl GrantRequest {
@@ -38,12 +44,13 @@ impl GrantRequest {
         match self {
             Self::Password { .. } => "password",
             Self::RefreshToken { .. } => "refresh_token",
+            Self::ClientCredentials { .. } => "client_credentials",
         }
     }
 }
 
 /// Grant types the token endpoint implements.
-pub const SUPPORTED: &[&str] = &["password", "refresh_token"];
+pub const SUPPORTED: &[&str] = &["password", "refresh_token", "client_credentials"];
 
 /// Runs a grant for an authenticated client.
 pub async fn run(
@@ -69,5 +76,8 @@ pub async fn run(
             refresh_token,
             scope,
         } => refresh_token::grant(app, client, &refresh_token, scope.as_deref()).await,
+        GrantRequest::ClientCredentials { scope } => {
+            client_credentials::grant(app, client, scope.as_deref()).await
+        }
     }
 }

@@ -66,5 +66,5 @@ pub async fn grant(
             refresh: Some(&refresh),
             nonce: None,
         },
-    )
+    ).await
 }

@@ -66,7 +66,7 @@ pub async fn grant(
                     refresh: Some(&next),
                     nonce: None,
                 },
-            )
+            ).await
         }
         Rotation::Reused { ended } => {
             if let Some(change) = ended {

@@ -148,10 +148,13 @@ impl Drop for PgDatabase {
     }
 }
 
+/// A change to the configuration before start.
+type Tweak = Box<dyn FnOnce(&mut Config) + Send>;
+
 /// Builder of a [`TestApp`].
 pub struct TestAppBuilder {
     backend: Backend,
-    tweaks: Vec<Box<dyn FnOnce(&mut Config) + Send>>,
+    tweaks: Vec<Tweak>,
     database_url: Option<String>,
     redis_url: Option<String>,
     pg: Option<Arc<PgDatabase>>,
