@@ -521,7 +521,13 @@ pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Crede
             method: AuthMethod::Basic,
         });
     }
-    let client_id = form.require("client_id")?.to_owned();
+    // RFC 6749 §5.2: no client authentication at all is `invalid_client`.
+    let client_id = form
+        .get("client_id")
+        .ok_or_else(|| {
+            OAuthError::new(crate::service::OAuthCode::InvalidClient, "client authentication is required")
+        })?
+        .to_owned();
     Ok(match form.get("client_secret") {
         Some(secret) => Credentials {
             client_id,

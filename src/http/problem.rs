@@ -61,7 +61,12 @@ impl Problem {
 
     /// 422 `validation_failed` naming every failing field.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let mut fields: Vec<&str> = Vec::new();
+        for e in &errors {
+            if !fields.contains(&e.field.as_str()) {
+                fields.push(&e.field);
+            }
+        }
         let detail = format!("invalid fields: {}", fields.join(", "));
         let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
         p.0.errors = errors;

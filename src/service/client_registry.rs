@@ -157,8 +157,12 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
                 errors.push(FieldError::new(format!("grant_types[{i}]"), "unsupported", "unknown grant type"));
             }
         }
-        let mut unique = grants;
-        unique.dedup();
+        let mut unique: Vec<String> = Vec::with_capacity(grants.len());
+        for g in grants {
+            if !unique.contains(&g) {
+                unique.push(g);
+            }
+        }
         base.grant_types = unique;
     }
     if let Some(uris) = input.redirect_uris {

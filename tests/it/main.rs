@@ -7,6 +7,11 @@
 mod harness;
 
 mod account;
+mod admin_clients;
+mod admin_roles;
+mod admin_users;
+mod authz_check;
+mod introspection;
 mod cli;
 mod discovery;
 mod errors;

@@ -495,6 +495,60 @@ impl TestApp {
         }
     }
 
+    /// A fresh user made superuser (as the CLI does), logged in after the promotion.
+    pub async fn superuser(&self) -> User {
+        let mut u = self.user().await;
+        let mut record = self.store().find_user(&u.id).await.unwrap().unwrap();
+        record.superuser = true;
+        self.store().upsert_superuser(&record, self.clock_now()).await.unwrap();
+        self.app.authz.forget_user(&u.id);
+        u.tokens = self.tokens(&u.login).await;
+        u
+    }
+
+    /// Registers a client through the admin API; returns the 201 body.
+    pub async fn register_client(&self, admin: &str, body: Value) -> Value {
+        let r = self.call(Method::POST, "/api/v1/clients", Some(admin), Some(body)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "client registration failed: {}", r.text);
+        r.body
+    }
+
+    /// A confidential client allowed `client_credentials`; returns (id, secret).
+    pub async fn service_client(&self, admin: &str) -> (String, String) {
+        let body = self
+            .register_client(
+                admin,
+                json!({"client_name": "catalogue ETL", "grant_types": ["client_credentials"], "scope": "films:label"}),
+            )
+            .await;
+        (
+            body["client_id"].as_str().unwrap().to_owned(),
+            body["client_secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// POSTs a form with HTTP Basic client credentials.
+    pub async fn post_form_basic(&self, path: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> Resp {
+        let req = self
+            .client
+            .post(self.url(path))
+            .basic_auth(id, Some(secret))
+            .form(form);
+        read(req.send().await.unwrap()).await
+    }
+
+    /// The id of the role named `name`.
+    pub async fn role_id(&self, name: &str) -> String {
+        self.store()
+            .list_roles()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.name == name)
+            .unwrap()
+            .id
+    }
+
     /// The database URL in use (for a second app or the CLI).
     pub fn database_url(&self) -> String {
         self.app.config.database_url.expose_secret().to_owned()
