@@ -227,7 +227,8 @@ for s in "${scenarios[@]}"; do
 done
 rss_end="$(proc_kib "$server_pid" VmRSS)"
 rss_peak="$(proc_kib "$server_pid" VmHWM)"
-server_errors="$(grep -c -i -E 'error|panic' "$tmp/server.log" || true)"
+server_warn="$(grep -c -E '\bWARN\b' "$tmp/server.log" || true)"
+server_error="$(grep -c -E '\bERROR\b|panicked' "$tmp/server.log" || true)"
 
 cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
 cat <<EOF
@@ -239,7 +240,7 @@ cat <<EOF
 - Each scenario: $connections connections, ${duration} s measured after ${warmup} s of warm-up, generator runtime on $threads thread(s); latency of 2xx answers only, errors listed by status.
 ${hash_line:+- $hash_line
 }- Idle RSS of usher: $(mib "$rss_start") MiB after start, $(mib "$rss_warm") MiB after a short warm-up (target ≤ 30 MiB); after the runs $(mib "$rss_end") MiB, peak (VmHWM) $(mib "$rss_peak") MiB.
-- Server log lines with error or panic (USHER_LOG=warn): $server_errors
+- Server log (USHER_LOG=warn): $server_warn WARN lines (503s are logged there), $server_error ERROR or panic lines.
 
 | scenario | backend | conns | req/s | errors | p50 ms | p90 ms | p99 ms | max ms | target | verdict |
 | --- | --- | --: | --: | --- | --: | --: | --: | --: | --- | --- |
@@ -249,9 +250,9 @@ echo
 echo "Commands (usher on $url; \$CLIENT_SECRET is the secret returned when bench-service was registered):"
 echo
 for c in "${commands[@]}"; do printf -- '- `%s`\n' "$c"; done
-if [[ $server_errors != 0 ]]; then
+if [[ $server_warn != 0 || $server_error != 0 ]]; then
     echo
-    echo "First server log lines with error or panic:"
+    echo "First WARN and ERROR lines of the server log:"
     echo
-    grep -i -E 'error|panic' "$tmp/server.log" | head -5 | sed 's/^/    /'
+    grep -E '\b(WARN|ERROR)\b|panicked' "$tmp/server.log" | head -5 | sed 's/^/    /'
 fi

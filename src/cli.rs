@@ -13,7 +13,7 @@ use crate::app_state::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::service::passwords::{PasswordHasher, check_password};
-use crate::service::{accounts, feed};
+use crate::service::accounts;
 use crate::store::UserRecord;
 use crate::token::keys::{KeyRing, generate_key_file};
 
@@ -210,7 +210,6 @@ async fn create_superuser(config: Config, login: &str, stdin: bool) -> Result<()
             Err(e) => eprintln!("warning: sessions ended in the database; redis: {e}"),
         }
     }
-    let _ = feed::SESSION_ENDED;
     if created {
         println!("superuser {} created (id {})", stored.login, stored.id);
     } else {

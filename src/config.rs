@@ -323,6 +323,13 @@ impl Config {
         };
         let access_token_ttl = ttl("access_token_ttl", raw.access_token_ttl, 10)?;
         let refresh_token_ttl = ttl("refresh_token_ttl", raw.refresh_token_ttl, 60)?;
+        if refresh_token_ttl <= access_token_ttl {
+            return Err(bad(
+                "refresh_token_ttl",
+                &humantime::format_duration(refresh_token_ttl).to_string(),
+                "must be longer than USHER_ACCESS_TOKEN_TTL",
+            ));
+        }
         let login_lockout_window = ttl("login_lockout_window", raw.login_lockout_window, 1)?;
         let feed_sync_interval = ttl("feed_sync_interval", raw.feed_sync_interval, 1)?;
         let trusted_proxies = raw
@@ -539,6 +546,7 @@ mod tests {
             ("USHER_DATABASE_URL", "mysql://x", "USHER_DATABASE_URL"),
             ("USHER_HASH_POOL_SIZE", "many", "USHER_HASH_POOL_SIZE"),
             ("USHER_LOG_FORMAT", "xml", "USHER_LOG_FORMAT"),
+            ("USHER_ACCESS_TOKEN_TTL", "31d", "USHER_REFRESH_TOKEN_TTL"),
         ];
         for (k, v, expect) in cases {
             let err = Config::load_from(None, &vars(&[(k, v)])).unwrap_err().to_string();

@@ -112,10 +112,11 @@ pub enum BearerResponse {
 impl IntoResponse for BearerResponse {
     fn into_response(self) -> Response {
         let (status, challenge, body) = match self {
+            // RFC 6750 §3.1: no error code when the request carried no credentials.
             Self::Invalid(BearerError::Missing) => (
                 StatusCode::UNAUTHORIZED,
                 bearer_challenge(BearerError::Missing),
-                json!({"error": "invalid_request", "error_description": BearerError::Missing.description()}),
+                json!({"error_description": BearerError::Missing.description()}),
             ),
             Self::Invalid(e) => (
                 StatusCode::UNAUTHORIZED,

@@ -227,7 +227,14 @@ pub async fn change_password(
         return Err(ServiceError::Validation(vec![e]));
     }
     let user = current_user(app, user_id).await?;
-    if !app.hasher.verify(&current, Some(&user.password_hash)).await? {
+    // The current-password check shares the login's lockout: a stolen access token
+    // cannot be used to guess the password faster than the login form allows.
+    let locked = is_locked(app, &user.login).await;
+    let ok = app.hasher.verify(&current, Some(&user.password_hash)).await?;
+    if locked || !ok {
+        if !ok {
+            count_failure(app, &user.login).await;
+        }
         return Err(ServiceError::forbidden(
             "wrong_password",
             "the current password is wrong",
@@ -280,6 +287,37 @@ fn lockout_key(login: &str) -> String {
     format!("login_fail:{}", login.to_lowercase())
 }
 
+/// True when the login has reached the failure threshold in the current window. The
+/// counter lives in the shared state; if that is unreachable the lockout is not
+/// enforced (logged), so a Redis outage never locks everyone out.
+async fn is_locked(app: &AppState, login: &str) -> bool {
+    let threshold = app.config.login_lockout_threshold;
+    if threshold == 0 {
+        return false;
+    }
+    match app.state.get(&lockout_key(login)).await {
+        Ok(count) => count.and_then(|c| c.parse::<u32>().ok()).unwrap_or(0) >= threshold,
+        Err(e) => {
+            tracing::warn!(error = %e, "lockout counter unavailable; not enforcing");
+            false
+        }
+    }
+}
+
+/// Counts a failed password check of `login`.
+async fn count_failure(app: &AppState, login: &str) {
+    if app.config.login_lockout_threshold == 0 {
+        return;
+    }
+    if let Err(e) = app
+        .state
+        .incr_window(&lockout_key(login), app.config.login_lockout_window)
+        .await
+    {
+        tracing::warn!(error = %e, "cannot count the failed login");
+    }
+}
+
 /// Checks login and password. Unknown logins are checked against a dummy hash (same
 /// time, same answer). Every attempt against an existing login is recorded: failures
 /// here, the success by the caller with the session it starts.
@@ -291,21 +329,17 @@ pub async fn check_credentials(
     meta: &RequestMeta,
 ) -> Result<LoginSuccess, ServiceError> {
     let user = app.store.find_user_by_login(login).await?;
-    let locked = match (&user, app.config.login_lockout_threshold) {
-        (Some(_), threshold) if threshold > 0 => match app.state.get(&lockout_key(login)).await {
-            Ok(count) => count.and_then(|c| c.parse::<u32>().ok()).unwrap_or(0) >= threshold,
-            Err(e) => {
-                tracing::warn!(error = %e, "lockout counter unavailable; not enforcing");
-                false
-            }
-        },
-        _ => false,
-    };
+    // The counter is read for unknown logins too, so both paths do the same work.
+    let locked = is_locked(app, login).await;
     let ok = app
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
         .await?;
     let Some(user) = user else {
+        // Mirror the failed-attempt write of an existing login (counter and one round
+        // trip to the database) so timing does not tell the two apart.
+        count_failure(app, login).await;
+        let _ = app.store.ping().await;
         return Err(bad_credentials());
     };
     let outcome = if locked {
@@ -333,14 +367,8 @@ pub async fn check_credentials(
         }
         return Ok(LoginSuccess { user, event });
     }
-    if outcome == "bad_credentials"
-        && app.config.login_lockout_threshold > 0
-        && let Err(e) = app
-            .state
-            .incr_window(&lockout_key(login), app.config.login_lockout_window)
-            .await
-    {
-        tracing::warn!(error = %e, "cannot count the failed login");
+    if outcome == "bad_credentials" {
+        count_failure(app, login).await;
     }
     app.store.record_login_event(&event).await?;
     tracing::info!(user_id = %user.id, outcome, "login refused");

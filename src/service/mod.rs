@@ -202,8 +202,8 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found("not_found", "the resource does not exist"),
-            StoreError::Conflict { constraint } => {
-                Self::conflict("conflict", format!("conflicts with an existing {constraint}"))
+            StoreError::Conflict { .. } => {
+                Self::conflict("conflict", "the request conflicts with an existing resource")
             }
             StoreError::Unavailable(internal) => Self::Unavailable {
                 detail: "the database is unavailable",

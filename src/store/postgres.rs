@@ -32,10 +32,21 @@ impl PgStore {
         max_connections: u32,
         acquire_timeout: Duration,
     ) -> Result<Self, StoreError> {
+        use sqlx::ConnectOptions;
+        let options: sqlx::postgres::PgConnectOptions = url
+            .parse()
+            .map_err(|_| StoreError::Other("the database URL is not a valid postgres:// URL".into()))?;
+        // One direct connection first: its error names the cause (refused, unknown host,
+        // authentication), where the pool would only report a timeout.
+        let probe = tokio::time::timeout(acquire_timeout, options.connect())
+            .await
+            .map_err(|_| StoreError::Unavailable("connection timed out".into()))?
+            .map_err(map_err)?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(map_err)?;
         Ok(Self { pool })

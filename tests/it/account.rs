@@ -196,6 +196,32 @@ backend_test! {
 }
 
 backend_test! {
+    /// Unknown members are refused (422 `unknown`), so a typo never silently does nothing.
+    async fn unknown_members_refused(app) {
+        let u = app.user().await;
+        let r = app.call(Method::PATCH, "/api/v1/users/me", Some(&u.tokens.access), Some(json!({"logn": "typo"}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"], json!([{"field": "logn", "code": "unknown", "message": "is not a member of this request"}]));
+    }
+}
+
+backend_test! {
+    /// Wrong current passwords count towards the login's lockout: once locked, even the
+    /// right current password is refused.
+    async fn password_change_shares_lockout(app) {
+        let u = app.user().await;
+        let body = |current: &str| Some(json!({"current_password": current, "new_password": "a whole new secret"}));
+        for _ in 0..app.app.config.login_lockout_threshold {
+            let r = app.call(Method::PUT, "/api/v1/users/me/password", Some(&u.tokens.access), body("wrong guess")).await;
+            assert_problem(&r, 403, "wrong_password");
+        }
+        let r = app.call(Method::PUT, "/api/v1/users/me/password", Some(&u.tokens.access), body(PASSWORD)).await;
+        assert_problem(&r, 403, "wrong_password");
+        assert_oauth_error(&app.login(&u.login, PASSWORD).await, 400, "invalid_grant");
+    }
+}
+
+backend_test! {
     /// The login history is the caller's own: another user's attempts never appear.
     async fn login_history_is_private(app) {
         let a = app.user().await;
