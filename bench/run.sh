@@ -59,6 +59,7 @@ done
 
 log() { printf '== %s\n' "$*" >&2; }
 mib() { awk '{ printf "%.1f", $1 / 1024 }' <<<"$1"; }
+rss_verdict() { if (($1 <= 30 * 1024 && $2 <= 30 * 1024)); then echo met; else echo missed; fi; }
 proc_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
@@ -126,7 +127,7 @@ password="bench-password-$RANDOM$RANDOM"
 needs_client=""
 if wants introspect || wants client-credentials || wants check; then
     needs_client=1
-    admin=bench-admin
+    admin="bench-admin"
     admin_password="bench-admin-$RANDOM$RANDOM"
     log "creating superuser $admin (usher create-superuser)"
     (cd "$tmp" && env "${server_env[@]}" "$usher" create-superuser --login "$admin" --password-stdin \
@@ -197,7 +198,7 @@ if wants hash || wants password || wants bearer-under-password-load; then
     hash_line="$(cat "$tmp/hash.txt")"
     echo "$hash_line" >&2
     ceiling="$(sed -n 's/.*"ceiling_per_s":\([0-9.e+-]*\).*/\1/p' <<<"$hash_json")"
-    [[ -n $ceiling ]] && ceiling_args=(--hash-ceiling "$ceiling")
+    [[ -n $ceiling ]] && ceiling_args=(--hash-ceiling "$(printf '%.1f' "$ceiling")")
     commands+=("$(quote "${hash_cmd[@]}")")
 fi
 
@@ -220,9 +221,10 @@ for s in "${scenarios[@]}"; do
     fi
     shown=("${cmd[@]}")
     for i in "${!shown[@]}"; do
-        [[ ${shown[$i]} == --client-secret ]] && shown[i + 1]='$CLIENT_SECRET'
+        [[ ${shown[$i]} == --client-secret ]] && shown[i + 1]=CLIENT_SECRET_PLACEHOLDER
     done
-    commands+=("$(quote "${shown[@]}")")
+    shown_text="$(quote "${shown[@]}")"
+    commands+=("${shown_text//CLIENT_SECRET_PLACEHOLDER/\"\$CLIENT_SECRET\"}")
     sleep 2
 done
 rss_end="$(proc_kib "$server_pid" VmRSS)"
@@ -239,7 +241,7 @@ cat <<EOF
 - Server: \`$(quote env "${server_env[@]}" "$usher" serve)\` from a temporary directory${passed_through:+; also from the environment: $passed_through}
 - Each scenario: $connections connections, ${duration} s measured after ${warmup} s of warm-up, generator runtime on $threads thread(s); latency of 2xx answers only, errors listed by status.
 ${hash_line:+- $hash_line
-}- Idle RSS of usher: $(mib "$rss_start") MiB after start, $(mib "$rss_warm") MiB after a short warm-up (target ≤ 30 MiB); after the runs $(mib "$rss_end") MiB, peak (VmHWM) $(mib "$rss_peak") MiB.
+}- Idle RSS of usher: $(mib "$rss_start") MiB after start, $(mib "$rss_warm") MiB after a short warm-up (target ≤ 30 MiB: $(rss_verdict "$rss_start" "$rss_warm")); after the runs $(mib "$rss_end") MiB, peak (VmHWM) $(mib "$rss_peak") MiB.
 - Server log (USHER_LOG=warn): $server_warn WARN lines (503s are logged there), $server_error ERROR or panic lines.
 
 | scenario | backend | conns | req/s | errors | p50 ms | p90 ms | p99 ms | max ms | target | verdict |
@@ -247,9 +249,9 @@ ${hash_line:+- $hash_line
 EOF
 printf '%s\n' "${rows[@]}"
 echo
-echo "Commands (usher on $url; \$CLIENT_SECRET is the secret returned when bench-service was registered):"
+echo "Commands (usher on $url${client_args[*]:+; \$CLIENT_SECRET is the secret returned when bench-service was registered}):"
 echo
-for c in "${commands[@]}"; do printf -- '- `%s`\n' "$c"; done
+for c in "${commands[@]}"; do printf -- '- %s%s%s\n' '`' "$c" '`'; done
 if [[ $server_warn != 0 || $server_error != 0 ]]; then
     echo
     echo "First WARN and ERROR lines of the server log:"

@@ -480,46 +480,66 @@ impl FromRequestParts<AppState> for OAuthBearer {
     }
 }
 
-/// Client credentials of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic
-/// (form-urlencoded id and secret), or `client_id`/`client_secret` in the body. Using
-/// both is `invalid_request`.
-pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Credentials, OAuthError> {
-    let basic = headers
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte).
+fn form_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = s.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// HTTP Basic client credentials (RFC 6749 §2.3.1: id and secret form-urlencoded).
+/// `None` without an `Authorization: Basic` header; `invalid_client` when malformed.
+pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<Credentials, OAuthError>> {
+    let encoded = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
-        });
-    if let Some(encoded) = basic {
+        })?;
+    let invalid = || OAuthError::new(crate::service::OAuthCode::InvalidClient, "client authentication failed");
+    let parse = || -> Option<Credentials> {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (id, secret) = text.split_once(':')?;
+        Some(Credentials {
+            client_id: form_decode(id)?,
+            secret: Some(SecretString::from(form_decode(secret)?)),
+            method: AuthMethod::Basic,
+        })
+    };
+    Some(parse().ok_or_else(invalid))
+}
+
+/// Client credentials of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic, or
+/// `client_id`/`client_secret` in the body. Using both is `invalid_request`.
+pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Credentials, OAuthError> {
+    if let Some(basic) = basic_credentials(headers) {
         if form.get("client_secret").is_some() {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method only",
             ));
         }
-        let invalid = || OAuthError::new(crate::service::OAuthCode::InvalidClient, "client authentication failed");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map_err(|_| invalid())?;
-        let text = String::from_utf8(decoded).map_err(|_| invalid())?;
-        let (id, secret) = text.split_once(':').ok_or_else(invalid)?;
-        let decode = |s: &str| -> String {
-            form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        };
-        let id = decode(id);
+        let creds = basic?;
         if let Some(form_id) = form.get("client_id")
-            && form_id != id
+            && form_id != creds.client_id
         {
             return Err(OAuthError::invalid_request("client_id does not match the credentials"));
         }
-        return Ok(Credentials {
-            client_id: id,
-            secret: Some(SecretString::from(decode(secret))),
-            method: AuthMethod::Basic,
-        });
+        return Ok(creds);
     }
     // RFC 6749 §5.2: no client authentication at all is `invalid_client`.
     let client_id = form

@@ -25,6 +25,7 @@ pub mod health;
 pub mod introspect;
 pub mod oauth_error;
 pub mod problem;
+pub mod revocations;
 pub mod roles;
 pub mod token;
 pub mod userinfo;
@@ -69,6 +70,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/clients/{client_id}"),
     ("PATCH", "/api/v1/clients/{client_id}"),
     ("DELETE", "/api/v1/clients/{client_id}"),
+    ("GET", "/api/v1/revocations"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
 ];
@@ -128,6 +130,7 @@ pub fn build_router(app: AppState) -> Router {
             "/api/v1/clients/{client_id}",
             get(clients::get).patch(clients::update).delete(clients::delete),
         )
+        .route("/api/v1/revocations", get(revocations::revocations))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .fallback(not_found)

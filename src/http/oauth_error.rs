@@ -47,6 +47,7 @@ impl From<ServiceError> for OAuthResponse {
             ServiceError::Unauthenticated(_) => {
                 OAuthError::invalid_grant("the grant is no longer valid").into()
             }
+            ServiceError::Gone { detail, .. } => OAuthError::invalid_request(detail).into(),
             ServiceError::NotFound { detail, .. }
             | ServiceError::Conflict { detail, .. }
             | ServiceError::Forbidden { detail, .. } => OAuthError::invalid_request(detail).into(),

@@ -161,6 +161,7 @@ impl From<ServiceError> for Problem {
             ServiceError::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
             ServiceError::Forbidden { code, detail } => Self::new(StatusCode::FORBIDDEN, code, detail),
             ServiceError::Unauthenticated(b) => Self::bearer(b),
+            ServiceError::Gone { code, detail } => Self::new(StatusCode::GONE, code, detail),
             ServiceError::Unavailable {
                 detail,
                 retry_after,

@@ -181,9 +181,10 @@ impl ChangeFeed {
             .len()
     }
 
-    /// Resolves after the next applied entry.
-    pub async fn changed(&self) {
-        self.notify.notified().await;
+    /// A future that resolves after the next applied entry; it counts from its creation,
+    /// even before it is first polled.
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
     }
 }
 

@@ -19,6 +19,7 @@ pub mod grants;
 pub mod introspection;
 pub mod passwords;
 pub mod revocation;
+pub mod revocation_feed;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
@@ -147,6 +148,14 @@ pub enum ServiceError {
         code: &'static str,
         /// Client-safe detail.
         detail: Cow<'static, str>,
+    },
+    /// The resource existed but is gone for good (an expired cursor).
+    #[error("gone: {code}")]
+    Gone {
+        /// Stable code.
+        code: &'static str,
+        /// Client-safe detail.
+        detail: &'static str,
     },
     /// The bearer token is missing or invalid.
     #[error("unauthenticated: {0}")]

@@ -17,6 +17,7 @@ mod discovery;
 mod errors;
 mod faults;
 mod openapi;
+mod revocations;
 mod sessions;
 mod store_conformance;
 mod token_password;

@@ -1,0 +1,1 @@
+//! Verify usher access tokens (placeholder; being written).
