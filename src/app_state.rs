@@ -133,7 +133,7 @@ impl AppState {
         }
         feed.load(store.as_ref(), clock.now()).await?;
         let verified = VerifiedCache::new(VERIFIED_CACHE_SIZE, config.access_token_ttl);
-        Ok(Self {
+        let app = Self {
             config: Arc::new(config),
             store,
             state,
@@ -144,6 +144,8 @@ impl AppState {
             verified,
             authz,
             clients,
-        })
+        };
+        crate::service::clients::apply_builtin_config(&app).await?;
+        Ok(app)
     }
 }

@@ -38,6 +38,9 @@ pub const KEYS: &[&str] = &[
     "feed_sync_interval",
     "log",
     "log_format",
+    "browser_session_ttl",
+    "cinema_web_redirect_uris",
+    "cinema_web_post_logout_redirect_uris",
 ];
 
 /// Keys whose value may be read from a file named by `USHER_<KEY>_FILE`.
@@ -92,6 +95,12 @@ pub struct Config {
     pub log: String,
     /// Log format: `text` or `json`.
     pub log_format: LogFormat,
+    /// Lifetime of a browser session (login on usher's own pages).
+    pub browser_session_ttl: Duration,
+    /// Redirect URIs of the built-in `cinema-web` client.
+    pub cinema_web_redirect_uris: Vec<String>,
+    /// Post-logout redirect URIs of the built-in `cinema-web` client.
+    pub cinema_web_post_logout_redirect_uris: Vec<String>,
 }
 
 /// How log lines are written.
@@ -143,6 +152,12 @@ struct Raw {
     feed_sync_interval: Duration,
     log: String,
     log_format: LogFormat,
+    #[serde(with = "humantime_serde")]
+    browser_session_ttl: Duration,
+    #[serde(deserialize_with = "string_or_list")]
+    cinema_web_redirect_uris: Vec<String>,
+    #[serde(deserialize_with = "string_or_list")]
+    cinema_web_post_logout_redirect_uris: Vec<String>,
 }
 
 impl Default for Raw {
@@ -171,6 +186,9 @@ impl Default for Raw {
             feed_sync_interval: Duration::from_secs(5),
             log: "info".into(),
             log_format: LogFormat::Text,
+            browser_session_ttl: Duration::from_secs(7 * 24 * 3600),
+            cinema_web_redirect_uris: Vec::new(),
+            cinema_web_post_logout_redirect_uris: Vec::new(),
         }
     }
 }
@@ -375,6 +393,17 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|_| bad("log", &raw.log, "not a valid log filter"))?;
+        let browser_session_ttl = ttl("browser_session_ttl", raw.browser_session_ttl, 60)?;
+        for (key, list) in [
+            ("cinema_web_redirect_uris", &raw.cinema_web_redirect_uris),
+            ("cinema_web_post_logout_redirect_uris", &raw.cinema_web_post_logout_redirect_uris),
+        ] {
+            for uri in list.iter() {
+                if let Some(e) = crate::service::client_registry::check_redirect_uri(key, uri) {
+                    return Err(bad(key, uri, &e.message));
+                }
+            }
+        }
         Ok(Self {
             bind,
             issuer,
@@ -399,6 +428,9 @@ impl Config {
             feed_sync_interval,
             log: raw.log,
             log_format: raw.log_format,
+            browser_session_ttl,
+            cinema_web_redirect_uris: raw.cinema_web_redirect_uris,
+            cinema_web_post_logout_redirect_uris: raw.cinema_web_post_logout_redirect_uris,
         })
     }
 

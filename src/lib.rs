@@ -11,6 +11,7 @@ pub mod http;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod templates;
 pub mod token;
 
 use std::net::SocketAddr;

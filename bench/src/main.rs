@@ -167,6 +167,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?}: out of range"))
 }
 
+/// Runs the chosen scenario; a failure prints one line and exits with status 1.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

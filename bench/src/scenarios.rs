@@ -76,6 +76,9 @@ pub(crate) async fn run(args: &LoadArgs, kind: Kind) -> Result<(), String> {
     if args.connections == 0 {
         return Err("--connections must be at least 1".into());
     }
+    if matches!(kind, Kind::Introspect | Kind::ClientCredentials) {
+        confidential(args, kind)?;
+    }
     let target = Target::resolve(&args.url).await?;
     let workers = prepare(args, kind, &target).await?;
     let window = Window::starting_now(args.warmup, args.duration);

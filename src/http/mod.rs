@@ -17,13 +17,18 @@ use tracing::Instrument;
 use crate::AppState;
 
 pub mod account;
+pub mod account_pages;
+pub mod authorize;
 pub mod authz;
+pub mod browser_store;
 pub mod clients;
 pub mod discovery;
+pub mod end_session;
 pub mod extract;
 pub mod health;
 pub mod introspect;
 pub mod oauth_error;
+pub mod pages;
 pub mod problem;
 pub mod revocations;
 pub mod roles;
@@ -73,7 +78,66 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/revocations"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/oauth2/authorize"),
+    ("POST", "/oauth2/authorize"),
+    ("GET", "/oauth2/logout"),
+    ("POST", "/oauth2/logout"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("GET", "/signup"),
+    ("POST", "/signup"),
+    ("GET", "/consent"),
+    ("POST", "/consent"),
+    ("GET", "/account"),
+    ("POST", "/account/profile"),
+    ("POST", "/account/password"),
+    ("POST", "/account/sessions/{sid}/end"),
+    ("POST", "/account/logout-others"),
+    ("POST", "/account/consents/{client_id}/revoke"),
+    ("POST", "/account/logout"),
+    ("GET", "/account/history"),
+    ("GET", "/static/usher.css"),
 ];
+
+/// The pages and the browser-facing OIDC endpoints, behind the browser-session layer.
+fn page_routes(app: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/oauth2/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(
+            "/oauth2/logout",
+            get(end_session::logout_get).post(end_session::logout_post),
+        )
+        .route("/login", get(authorize::login_get).post(authorize::login_post))
+        .route("/signup", get(authorize::signup_get).post(authorize::signup_post))
+        .route("/consent", get(authorize::consent_get).post(authorize::consent_post))
+        .route("/account", get(account_pages::account))
+        .route("/account/profile", post(account_pages::profile))
+        .route("/account/password", post(account_pages::password))
+        .route("/account/sessions/{sid}/end", post(account_pages::end_session))
+        .route("/account/logout-others", post(account_pages::logout_others))
+        .route(
+            "/account/consents/{client_id}/revoke",
+            post(account_pages::revoke_consent),
+        )
+        .route("/account/logout", post(account_pages::logout))
+        .route("/account/history", get(account_pages::history))
+        .layer(browser_store::layer(app))
+}
+
+/// The one stylesheet of the pages.
+async fn stylesheet() -> Response {
+    (
+        [
+            (CONTENT_TYPE, "text/css; charset=utf-8"),
+            (CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/usher.css"),
+    )
+        .into_response()
+}
 
 /// Builds the application: routes, fallback and middleware.
 pub fn build_router(app: AppState) -> Router {
@@ -133,6 +197,8 @@ pub fn build_router(app: AppState) -> Router {
         .route("/api/v1/revocations", get(revocations::revocations))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/static/usher.css", get(stylesheet))
+        .merge(page_routes(&app))
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal("handler panicked").into_response()
@@ -239,6 +305,21 @@ async fn request_context(State(app): State<AppState>, mut req: Request, next: Ne
         headers.insert("x-request-id", v);
     }
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    let is_page = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if is_page {
+        headers.insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(pages::CSP),
+        );
+        headers.insert(axum::http::header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            axum::http::header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
     if !headers.contains_key(CACHE_CONTROL) {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

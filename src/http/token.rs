@@ -26,6 +26,11 @@ fn parse_grant(form: &OAuthForm, grant_type: &str) -> Result<GrantRequest, OAuth
             scope,
         }),
         "client_credentials" => Ok(GrantRequest::ClientCredentials { scope }),
+        "authorization_code" => Ok(GrantRequest::AuthorizationCode {
+            code: form.require("code")?.to_owned(),
+            redirect_uri: form.get("redirect_uri").map(str::to_owned),
+            code_verifier: form.get("code_verifier").map(str::to_owned),
+        }),
         _ => Err(OAuthError::new(
             OAuthCode::UnsupportedGrantType,
             "the grant type is not supported",

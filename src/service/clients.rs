@@ -208,3 +208,30 @@ pub async fn authenticate(
     }
     Ok(client)
 }
+
+/// The built-in first-party client of the cinema's site.
+pub const CINEMA_WEB: &str = "cinema-web";
+
+/// Applies the configured redirect URIs of `cinema-web` (the configuration is their only
+/// source); writes only when they differ from the stored ones.
+pub async fn apply_builtin_config(app: &AppState) -> Result<(), ServiceError> {
+    let Some(record) = app.store.find_client(CINEMA_WEB).await? else {
+        return Ok(());
+    };
+    let mut client = Client::from_record(record);
+    let wanted = (
+        app.config.cinema_web_redirect_uris.clone(),
+        app.config.cinema_web_post_logout_redirect_uris.clone(),
+    );
+    if (client.redirect_uris.clone(), client.post_logout_redirect_uris.clone()) == wanted {
+        return Ok(());
+    }
+    client.redirect_uris = wanted.0;
+    client.post_logout_redirect_uris = wanted.1;
+    client.updated_at = app.clock.now();
+    let change = app.store.update_client(&client.to_record()).await?;
+    app.clients.forget(CINEMA_WEB);
+    super::feed::publish(app, std::slice::from_ref(&change)).await;
+    tracing::info!("cinema-web redirect URIs updated from the configuration");
+    Ok(())
+}

@@ -9,7 +9,9 @@ use crate::state::StateError;
 use crate::store::StoreError;
 
 pub mod accounts;
+pub mod authorize;
 pub mod authz;
+pub mod browser;
 pub mod bearer;
 pub mod client_registry;
 pub mod clients;
@@ -18,6 +20,7 @@ pub mod feed;
 pub mod grants;
 pub mod introspection;
 pub mod passwords;
+pub mod pkce;
 pub mod revocation;
 pub mod revocation_feed;
 pub mod roles;

@@ -17,9 +17,9 @@ pub async fn revoke(app: &AppState, client: &Client, token: &str) -> Result<(), 
         let hash = PlainToken::presented(token).hash();
         if let Some(rt) = app.store.find_refresh(&hash).await?
             && rt.client_id == client.client_id
-            && let Some(change) = app.store.end_session_by_id(&rt.session_id, "revoked", now).await?
         {
-            feed::publish(app, std::slice::from_ref(&change)).await;
+            let ended = app.store.end_session_by_id(&rt.session_id, "revoked", now).await?;
+            feed::publish(app, &ended).await;
             tracing::info!(client_id = %client.client_id, "refresh token revoked: session ended");
         }
         return Ok(());
@@ -34,13 +34,13 @@ pub async fn revoke(app: &AppState, client: &Client, token: &str) -> Result<(), 
     if !ours || text("client_id") != Some(client.client_id.as_str()) || exp <= now {
         return Ok(());
     }
-    let change = match (text("sid"), text("jti")) {
+    let changes = match (text("sid"), text("jti")) {
         (Some(sid), _) => app.store.end_session_by_id(sid, "revoked", now).await?,
-        (None, Some(jti)) => Some(app.store.revoke_jti(jti, &client.client_id, now).await?),
-        (None, None) => None,
+        (None, Some(jti)) => vec![app.store.revoke_jti(jti, &client.client_id, now).await?],
+        (None, None) => Vec::new(),
     };
-    if let Some(change) = change {
-        feed::publish(app, std::slice::from_ref(&change)).await;
+    if !changes.is_empty() {
+        feed::publish(app, &changes).await;
         tracing::info!(client_id = %client.client_id, "access token revoked");
     }
     Ok(())

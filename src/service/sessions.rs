@@ -46,6 +46,60 @@ pub struct NewSession<'a> {
     pub meta: &'a RequestMeta,
     /// The successful login to record with it.
     pub event: Option<&'a NewLoginEvent>,
+    /// The browser session it is opened through (authorization code flow).
+    pub parent_sid: Option<&'a str>,
+}
+
+/// Pseudo client id of browser sessions (usher's own pages).
+pub const BROWSER_CLIENT: &str = "usher";
+
+/// Starts a browser session (usher's own login) for `lifetime_secs`; no refresh token.
+pub async fn start_browser(
+    app: &AppState,
+    user_id: &str,
+    meta: &RequestMeta,
+    event: &NewLoginEvent,
+) -> Result<SessionRecord, ServiceError> {
+    let now = app.clock.now();
+    let session = new_record(
+        user_id,
+        BROWSER_CLIENT,
+        "",
+        now,
+        now + app.config.browser_session_ttl.as_secs() as i64,
+        meta,
+        None,
+    );
+    app.store.start_session(&session, None, Some(event)).await?;
+    tracing::info!(user_id, "browser session started");
+    Ok(session)
+}
+
+fn new_record(
+    user_id: &str,
+    client_id: &str,
+    scope: &str,
+    auth_time: i64,
+    expires_at: i64,
+    meta: &RequestMeta,
+    parent_sid: Option<&str>,
+) -> SessionRecord {
+    let now = auth_time.max(0);
+    SessionRecord {
+        id: random_id(16),
+        user_id: user_id.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: scope.to_owned(),
+        started_at: now,
+        last_used_at: now,
+        auth_time,
+        expires_at,
+        ip: meta.ip_text(),
+        user_agent: meta.user_agent.clone(),
+        ended_at: None,
+        end_reason: None,
+        parent_sid: parent_sid.map(str::to_owned),
+    }
 }
 
 /// Starts a session and returns it with its first refresh token (clear text, shown once).
@@ -55,20 +109,17 @@ pub async fn start(
 ) -> Result<(SessionRecord, PlainToken), ServiceError> {
     let now = app.clock.now();
     let expires_at = now + app.config.refresh_token_ttl.as_secs() as i64;
-    let session = SessionRecord {
-        id: random_id(16),
-        user_id: input.user_id.to_owned(),
-        client_id: input.client_id.to_owned(),
-        scope: input.scope.to_owned(),
-        started_at: now,
-        last_used_at: now,
-        auth_time: input.auth_time,
+    let mut session = new_record(
+        input.user_id,
+        input.client_id,
+        input.scope,
+        input.auth_time,
         expires_at,
-        ip: input.meta.ip_text(),
-        user_agent: input.meta.user_agent.clone(),
-        ended_at: None,
-        end_reason: None,
-    };
+        input.meta,
+        input.parent_sid,
+    );
+    session.started_at = now;
+    session.last_used_at = now;
     let refresh = PlainToken::generate(REFRESH_PREFIX);
     let record = RefreshTokenRecord {
         token_hash: refresh.hash(),
@@ -78,20 +129,47 @@ pub async fn start(
         expires_at,
         used_at: None,
     };
-    app.store.start_session(&session, &record, input.event).await?;
+    app.store.start_session(&session, Some(&record), input.event).await?;
     tracing::info!(user_id = input.user_id, client_id = input.client_id, "session started");
     Ok((session, refresh))
 }
 
-/// The caller's live sessions, newest first, the caller's own marked `current`.
-pub async fn list(app: &AppState, claims: &AccessClaims) -> Result<Vec<SessionView>, ServiceError> {
-    let rows = app
-        .store
-        .list_active_sessions(&claims.sub, app.clock.now())
-        .await?;
+/// A user's live sessions as stored, newest first.
+pub async fn live_records(app: &AppState, user_id: &str) -> Result<Vec<SessionRecord>, ServiceError> {
+    let rows = app.store.list_active_sessions(user_id, app.clock.now()).await?;
     Ok(rows
         .into_iter()
         .filter(|s| !app.feed.is_session_ended(&s.id))
+        .collect())
+}
+
+/// Ends the user's sessions with one client (a withdrawn consent).
+pub async fn end_client_sessions(app: &AppState, user_id: &str, client_id: &str) -> Result<(), ServiceError> {
+    for s in live_records(app, user_id).await? {
+        if s.client_id == client_id {
+            let ended = app.store.end_session(&s.id, user_id, "consent_withdrawn", app.clock.now()).await?;
+            feed::publish(app, &ended).await;
+        }
+    }
+    Ok(())
+}
+
+/// Ends every session of the user outside the family of `keep` (the caller's device).
+pub async fn end_others(app: &AppState, user_id: &str, keep: &str) -> Result<usize, ServiceError> {
+    let ended = app
+        .store
+        .end_user_sessions(user_id, Some(keep), "logout_others", app.clock.now())
+        .await?;
+    feed::publish(app, &ended).await;
+    tracing::info!(user_id, ended = ended.len(), "other sessions ended");
+    Ok(ended.len())
+}
+
+/// The caller's live sessions, newest first, the caller's own marked `current`.
+pub async fn list(app: &AppState, claims: &AccessClaims) -> Result<Vec<SessionView>, ServiceError> {
+    let rows = live_records(app, &claims.sub).await?;
+    Ok(rows
+        .into_iter()
         .map(|s| SessionView {
             current: claims.sid.as_deref() == Some(s.id.as_str()),
             started_at: rfc3339(s.started_at),
@@ -107,21 +185,19 @@ pub async fn list(app: &AppState, claims: &AccessClaims) -> Result<Vec<SessionVi
 /// Ends one of the user's sessions. 404 when it is not theirs or no longer live: the
 /// answer never tells another user's session from a missing one.
 pub async fn end_one(app: &AppState, user_id: &str, sid: &str, reason: &str) -> Result<(), ServiceError> {
-    match app
+    let ended = app
         .store
         .end_session(sid, user_id, reason, app.clock.now())
-        .await?
-    {
-        Some(change) => {
-            feed::publish(app, std::slice::from_ref(&change)).await;
-            tracing::info!(user_id, reason, "session ended");
-            Ok(())
-        }
-        None => Err(ServiceError::not_found(
+        .await?;
+    if ended.is_empty() {
+        return Err(ServiceError::not_found(
             "session_not_found",
             "no such session among yours",
-        )),
+        ));
     }
+    feed::publish(app, &ended).await;
+    tracing::info!(user_id, reason, ended = ended.len(), "session ended");
+    Ok(())
 }
 
 /// Ends the session of the calling token.
@@ -139,11 +215,8 @@ pub async fn logout(app: &AppState, claims: &AccessClaims) -> Result<(), Service
 /// Ends every session of the caller but the current one ("log out of all other
 /// sessions"); returns how many ended.
 pub async fn logout_others(app: &AppState, claims: &AccessClaims) -> Result<usize, ServiceError> {
-    let ended = app
-        .store
-        .end_user_sessions(&claims.sub, claims.sid.as_deref(), "logout_others", app.clock.now())
-        .await?;
-    feed::publish(app, &ended).await;
-    tracing::info!(user_id = %claims.sub, ended = ended.len(), "other sessions ended");
-    Ok(ended.len())
+    let Some(sid) = &claims.sid else {
+        return Err(ServiceError::Unauthenticated(super::BearerError::NotAUser));
+    };
+    end_others(app, &claims.sub, sid).await
 }

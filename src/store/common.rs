@@ -95,7 +95,7 @@ macro_rules! impl_store {
                 .bind(c.first_party)
         }
 
-        /// Ends every live session of `user_id` but `except`, inside `tx`.
+        /// Ends every live session of `user_id` outside the family of `except`, inside `tx`.
         async fn end_sessions_in(
             tx: &mut sqlx::Transaction<'static, Db>,
             user_id: &str,
@@ -103,11 +103,21 @@ macro_rules! impl_store {
             reason: &str,
             now: i64,
         ) -> Result<Vec<ChangeRecord>, StoreError> {
+            let parent = match except {
+                Some(sid) => sqlx::query_as::<_, (Option<String>,)>(sql::SESSION_PARENT)
+                    .bind(sid)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(map_err)?
+                    .and_then(|(p,)| p),
+                None => None,
+            };
             let ids: Vec<(String,)> = sqlx::query_as(sql::END_USER_SESSIONS)
                 .bind(user_id)
-                .bind(except.unwrap_or(""))
+                .bind(except.unwrap_or("!"))
                 .bind(now)
                 .bind(reason)
+                .bind(parent.as_deref().unwrap_or("!"))
                 .fetch_all(&mut **tx)
                 .await
                 .map_err(map_err)?;
@@ -116,6 +126,27 @@ macro_rules! impl_store {
                 changes.push(
                     insert_change(tx, "session_ended", Some(&sid), Some(user_id), now).await?,
                 );
+            }
+            Ok(changes)
+        }
+
+        /// Ends the family of `sid` (itself, its parent, its children) inside `tx`.
+        async fn end_family_in(
+            tx: &mut sqlx::Transaction<'static, Db>,
+            sid: &str,
+            reason: &str,
+            now: i64,
+        ) -> Result<Vec<ChangeRecord>, StoreError> {
+            let ended: Vec<(String, String)> = sqlx::query_as(sql::END_SESSION_FAMILY)
+                .bind(sid)
+                .bind(now)
+                .bind(reason)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            let mut changes = Vec::with_capacity(ended.len());
+            for (id, user_id) in ended {
+                changes.push(insert_change(tx, "session_ended", Some(&id), Some(&user_id), now).await?);
             }
             Ok(changes)
         }
@@ -294,7 +325,7 @@ macro_rules! impl_store {
             async fn start_session(
                 &self,
                 session: &SessionRecord,
-                refresh: &RefreshTokenRecord,
+                refresh: Option<&RefreshTokenRecord>,
                 event: Option<&NewLoginEvent>,
             ) -> Result<(), StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
@@ -309,18 +340,21 @@ macro_rules! impl_store {
                     .bind(session.expires_at)
                     .bind(&session.ip)
                     .bind(&session.user_agent)
+                    .bind(&session.parent_sid)
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                sqlx::query(sql::INSERT_REFRESH)
-                    .bind(&refresh.token_hash)
-                    .bind(&session.id)
-                    .bind(&refresh.client_id)
-                    .bind(refresh.created_at)
-                    .bind(refresh.expires_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
+                if let Some(refresh) = refresh {
+                    sqlx::query(sql::INSERT_REFRESH)
+                        .bind(&refresh.token_hash)
+                        .bind(&session.id)
+                        .bind(&refresh.client_id)
+                        .bind(refresh.created_at)
+                        .bind(refresh.expires_at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
                 if let Some(event) = event {
                     insert_event(&mut *tx, event).await?;
                     sqlx::query(sql::TOUCH_LAST_LOGIN)
@@ -362,28 +396,9 @@ macro_rules! impl_store {
                                 .fetch_optional(&mut *tx)
                                 .await
                                 .map_err(map_err)?;
-                            let mut ended = None;
+                            let mut ended = Vec::new();
                             if let Some(s) = session.filter(|s| s.ended_at.is_none()) {
-                                let done = sqlx::query(sql::END_SESSION)
-                                    .bind(&s.id)
-                                    .bind(&s.user_id)
-                                    .bind(now)
-                                    .bind("refresh_token_reuse")
-                                    .execute(&mut *tx)
-                                    .await
-                                    .map_err(map_err)?;
-                                if done.rows_affected() == 1 {
-                                    ended = Some(
-                                        insert_change(
-                                            &mut tx,
-                                            "session_ended",
-                                            Some(&s.id),
-                                            Some(&s.user_id),
-                                            now,
-                                        )
-                                        .await?,
-                                    );
-                                }
+                                ended = end_family_in(&mut tx, &s.id, "refresh_token_reuse", now).await?;
                             }
                             commit(tx).await?;
                             Ok(Rotation::Reused { ended })
@@ -468,23 +483,19 @@ macro_rules! impl_store {
                 user_id: &str,
                 reason: &str,
                 now: i64,
-            ) -> Result<Option<ChangeRecord>, StoreError> {
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
-                let done = sqlx::query(sql::END_SESSION)
+                let owner: Option<(String,)> = sqlx::query_as(sql::LIVE_SESSION_OWNER)
                     .bind(sid)
-                    .bind(user_id)
-                    .bind(now)
-                    .bind(reason)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Ok(None);
+                if owner.is_none_or(|(owner,)| owner != user_id) {
+                    return Ok(Vec::new());
                 }
-                let change =
-                    insert_change(&mut tx, "session_ended", Some(sid), Some(user_id), now).await?;
+                let changes = end_family_in(&mut tx, sid, reason, now).await?;
                 commit(tx).await?;
-                Ok(Some(change))
+                Ok(changes)
             }
 
             async fn end_user_sessions(
@@ -833,22 +844,92 @@ macro_rules! impl_store {
                 sid: &str,
                 reason: &str,
                 now: i64,
-            ) -> Result<Option<ChangeRecord>, StoreError> {
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
                 let mut tx = begin_write(&self.pool).await?;
-                let owner: Option<(String,)> = sqlx::query_as(sql::END_SESSION_BY_ID)
-                    .bind(sid)
-                    .bind(now)
-                    .bind(reason)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let Some((user_id,)) = owner else {
-                    return Ok(None);
-                };
-                let change =
-                    insert_change(&mut tx, "session_ended", Some(sid), Some(&user_id), now).await?;
+                let changes = end_family_in(&mut tx, sid, reason, now).await?;
                 commit(tx).await?;
-                Ok(Some(change))
+                Ok(changes)
+            }
+
+            async fn save_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<(), StoreError> {
+                sqlx::query(sql::UPSERT_BROWSER_SESSION)
+                    .bind(id)
+                    .bind(data)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            }
+
+            async fn create_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, StoreError> {
+                sqlx::query(sql::INSERT_BROWSER_SESSION)
+                    .bind(id)
+                    .bind(data)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map(|r| r.rows_affected() == 1)
+                    .map_err(map_err)
+            }
+
+            async fn load_browser_session(&self, id: &str, now: i64) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_as::<_, (String,)>(sql::LOAD_BROWSER_SESSION)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(|(d,)| d))
+            }
+
+            async fn delete_browser_session(&self, id: &str) -> Result<(), StoreError> {
+                sqlx::query(sql::DELETE_BROWSER_SESSION)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            }
+
+            async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_as::<_, (String,)>(sql::FIND_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(map_err)?
+                    .map(|(s,)| s))
+            }
+
+            async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError> {
+                sqlx::query(sql::UPSERT_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(scope)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(map_err)
+            }
+
+            async fn list_consents(&self, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+                sqlx::query_as(sql::LIST_CONSENTS)
+                    .bind(user_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_err)
+            }
+
+            async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+                sqlx::query(sql::DELETE_CONSENT)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .execute(&self.pool)
+                    .await
+                    .map(|r| r.rows_affected() == 1)
+                    .map_err(map_err)
             }
 
             async fn find_refresh(
@@ -870,6 +951,11 @@ macro_rules! impl_store {
                     .map_err(map_err)?;
                 sqlx::query(sql::PRUNE_CHANGES)
                     .bind(changes_before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                sqlx::query(sql::PRUNE_BROWSER_SESSIONS)
+                    .bind(now)
                     .execute(&self.pool)
                     .await
                     .map_err(map_err)?;

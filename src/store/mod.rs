@@ -115,6 +115,8 @@ pub struct SessionRecord {
     pub ended_at: Option<i64>,
     /// Why it ended: `logout`, `logout_others`, `password_change`, `refresh_token_reuse`, ...
     pub end_reason: Option<String>,
+    /// The browser session this session was opened through (authorization code flow).
+    pub parent_sid: Option<String>,
 }
 
 /// A role and its permissions.
@@ -237,8 +239,8 @@ pub enum Rotation {
     },
     /// The token had been used before: its session is now ended (theft, RFC 9700 §4.14).
     Reused {
-        /// The change that ended the session (None if it had already ended).
-        ended: Option<ChangeRecord>,
+        /// The entries of the sessions it ended (empty if they had already ended).
+        ended: Vec<ChangeRecord>,
     },
     /// Unknown, expired, issued to another client, or its session or user is no longer valid.
     Invalid,
@@ -300,12 +302,13 @@ pub trait Store: Send + Sync + 'static {
     /// The client with this id.
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
 
-    /// Starts a session: inserts it with its first refresh token and, when given, records
-    /// the successful login event and the user's `last_login_at`, in one transaction.
+    /// Starts a session: inserts it with its first refresh token (none for a browser
+    /// session) and, when given, records the successful login event and the user's
+    /// `last_login_at`, in one transaction.
     async fn start_session(
         &self,
         session: &SessionRecord,
-        refresh: &RefreshTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
         event: Option<&NewLoginEvent>,
     ) -> Result<(), StoreError>;
 
@@ -337,17 +340,19 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
-    /// Ends the session `sid` of `user_id`. `Ok(None)` if it is not that user's or has
-    /// already ended.
+    /// Ends the session `sid` of `user_id` with its family (its parent browser session and
+    /// the sessions opened through it). Empty if it is not that user's or has already
+    /// ended.
     async fn end_session(
         &self,
         sid: &str,
         user_id: &str,
         reason: &str,
         now: i64,
-    ) -> Result<Option<ChangeRecord>, StoreError>;
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
 
-    /// Ends every live session of the user except `except`; returns their feed entries.
+    /// Ends every live session of the user except the family of `except` (that session,
+    /// its parent and their children: the caller's device); returns their feed entries.
     async fn end_user_sessions(
         &self,
         user_id: &str,
@@ -461,13 +466,37 @@ pub trait Store: Send + Sync + 'static {
         now: i64,
     ) -> Result<ChangeRecord, StoreError>;
 
-    /// Ends a session whoever owns it; `Ok(None)` if unknown or already ended.
+    /// Ends a session and its family whoever owns it; empty if unknown or already ended.
     async fn end_session_by_id(
         &self,
         sid: &str,
         reason: &str,
         now: i64,
-    ) -> Result<Option<ChangeRecord>, StoreError>;
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Stores a browser session record (insert or replace).
+    async fn save_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<(), StoreError>;
+
+    /// Inserts a browser session record; `false` if the id is taken.
+    async fn create_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, StoreError>;
+
+    /// A live browser session record.
+    async fn load_browser_session(&self, id: &str, now: i64) -> Result<Option<String>, StoreError>;
+
+    /// Deletes a browser session record.
+    async fn delete_browser_session(&self, id: &str) -> Result<(), StoreError>;
+
+    /// The scope a user granted a client, if any.
+    async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
+
+    /// Records (or replaces) a user's consent to a client for `scope`.
+    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError>;
+
+    /// A user's consents: (client id, scope, time), by client.
+    async fn list_consents(&self, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError>;
+
+    /// Withdraws a consent; `false` if there was none.
+    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
 
     /// The refresh token with this hash.
     async fn find_refresh(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError>;

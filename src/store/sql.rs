@@ -12,7 +12,7 @@ macro_rules! user_cols {
 macro_rules! session_cols {
     () => {
         "id, user_id, client_id, scope, started_at, last_used_at, auth_time, expires_at, ip, \
-         user_agent, ended_at, end_reason"
+         user_agent, ended_at, end_reason, parent_sid"
     };
 }
 
@@ -51,8 +51,8 @@ pub(crate) const FIND_CLIENT: &str =
     concat!("select ", client_cols!(), " from clients where client_id = $1");
 
 pub(crate) const INSERT_SESSION: &str = "insert into sessions (id, user_id, client_id, scope, \
-     started_at, last_used_at, auth_time, expires_at, ip, user_agent) \
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+     started_at, last_used_at, auth_time, expires_at, ip, user_agent, parent_sid) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 pub(crate) const FIND_SESSION: &str =
     concat!("select ", session_cols!(), " from sessions where id = $1");
 pub(crate) const LIST_ACTIVE_SESSIONS: &str = concat!(
@@ -63,10 +63,20 @@ pub(crate) const LIST_ACTIVE_SESSIONS: &str = concat!(
 );
 pub(crate) const TOUCH_SESSION: &str =
     "update sessions set last_used_at = $2, expires_at = $3 where id = $1";
-pub(crate) const END_SESSION: &str = "update sessions set ended_at = $3, end_reason = $4 \
-     where id = $1 and user_id = $2 and ended_at is null";
+/// Ends a session's family: the session, its parent (the browser session it was opened
+/// through) and its children (sessions opened through it).
+pub(crate) const END_SESSION_FAMILY: &str = "update sessions set ended_at = $2, end_reason = $3 \
+     where ended_at is null and (id = $1 or parent_sid = $1 \
+     or id = (select s.parent_sid from sessions s where s.id = $1)) returning id, user_id";
+pub(crate) const LIVE_SESSION_OWNER: &str =
+    "select user_id from sessions where id = $1 and ended_at is null";
+pub(crate) const SESSION_PARENT: &str = "select parent_sid from sessions where id = $1";
+/// Ends every live session of a user outside the kept family ($2 = kept sid, $5 = its
+/// parent; `!` when absent, which no id equals).
 pub(crate) const END_USER_SESSIONS: &str = "update sessions set ended_at = $3, end_reason = $4 \
-     where user_id = $1 and id <> $2 and ended_at is null and expires_at > $3 returning id";
+     where user_id = $1 and ended_at is null and expires_at > $3 \
+     and id <> $2 and coalesce(parent_sid, '') <> $2 \
+     and id <> $5 and coalesce(parent_sid, '') <> $5 returning id";
 
 pub(crate) const INSERT_REFRESH: &str = "insert into refresh_tokens (token_hash, session_id, \
      client_id, created_at, expires_at, used_at) values ($1, $2, $3, $4, $5, null)";
@@ -141,5 +151,21 @@ pub(crate) const UPDATE_CLIENT: &str = "update clients set client_name = $2, sec
 pub(crate) const DELETE_CLIENT: &str = "delete from clients where client_id = $1";
 pub(crate) const END_CLIENT_SESSIONS: &str = "update sessions set ended_at = $2, \
      end_reason = $3 where client_id = $1 and ended_at is null returning id, user_id";
-pub(crate) const END_SESSION_BY_ID: &str = "update sessions set ended_at = $2, end_reason = $3 \
-     where id = $1 and ended_at is null returning user_id";
+pub(crate) const UPSERT_BROWSER_SESSION: &str = "insert into browser_sessions (id, data, \
+     expires_at) values ($1, $2, $3) on conflict (id) do update set data = excluded.data, \
+     expires_at = excluded.expires_at";
+pub(crate) const INSERT_BROWSER_SESSION: &str = "insert into browser_sessions (id, data, \
+     expires_at) values ($1, $2, $3) on conflict (id) do nothing";
+pub(crate) const LOAD_BROWSER_SESSION: &str =
+    "select data from browser_sessions where id = $1 and expires_at > $2";
+pub(crate) const DELETE_BROWSER_SESSION: &str = "delete from browser_sessions where id = $1";
+pub(crate) const PRUNE_BROWSER_SESSIONS: &str = "delete from browser_sessions where expires_at < $1";
+pub(crate) const FIND_CONSENT: &str =
+    "select scope from consents where user_id = $1 and client_id = $2";
+pub(crate) const UPSERT_CONSENT: &str = "insert into consents (user_id, client_id, scope, \
+     granted_at) values ($1, $2, $3, $4) on conflict (user_id, client_id) do update set \
+     scope = excluded.scope, granted_at = excluded.granted_at";
+pub(crate) const LIST_CONSENTS: &str =
+    "select client_id, scope, granted_at from consents where user_id = $1 order by client_id";
+pub(crate) const DELETE_CONSENT: &str =
+    "delete from consents where user_id = $1 and client_id = $2";

@@ -32,6 +32,7 @@ fn session(id: &str, user_id: &str, now: i64) -> SessionRecord {
         user_agent: None,
         ended_at: None,
         end_reason: None,
+        parent_sid: None,
     }
 }
 
@@ -72,7 +73,7 @@ backend_test! {
         s.insert_user(&u).await.unwrap();
         let mut first = refresh("h1", now);
         first.session_id = "s1".into();
-        s.start_session(&session("s1", &u.id, now), &first, None).await.unwrap();
+        s.start_session(&session("s1", &u.id, now), Some(&first), None).await.unwrap();
         assert!(matches!(s.rotate_refresh_token("h1", "other-client", &refresh("hx", now), now).await.unwrap(), Rotation::Invalid));
         match s.rotate_refresh_token("h1", "cinema-web", &refresh("h2", now), now).await.unwrap() {
             Rotation::Rotated { session, user } => {
@@ -83,7 +84,9 @@ backend_test! {
         }
         let before = s.last_change_seq().await.unwrap();
         match s.rotate_refresh_token("h1", "cinema-web", &refresh("h3", now), now).await.unwrap() {
-            Rotation::Reused { ended: Some(change) } => {
+            Rotation::Reused { ended } => {
+                assert_eq!(ended.len(), 1);
+                let change = &ended[0];
                 assert_eq!(change.kind, "session_ended");
                 assert_eq!(change.sid.as_deref(), Some("s1"));
                 assert!(change.seq > before);
@@ -106,11 +109,11 @@ backend_test! {
         for i in 0..3 {
             let mut rt = refresh(&format!("f{i}"), now);
             rt.session_id = format!("fs{i}");
-            s.start_session(&session(&format!("fs{i}"), &u.id, now), &rt, None).await.unwrap();
+            s.start_session(&session(&format!("fs{i}"), &u.id, now), Some(&rt), None).await.unwrap();
         }
         let start = s.last_change_seq().await.unwrap();
-        assert!(s.end_session("fs0", "someone-else", "logout", now).await.unwrap().is_none());
-        let one = s.end_session("fs0", &u.id, "logout", now).await.unwrap().unwrap();
+        assert!(s.end_session("fs0", "someone-else", "logout", now).await.unwrap().is_empty());
+        let one = s.end_session("fs0", &u.id, "logout", now).await.unwrap().remove(0);
         let rest = s.end_user_sessions(&u.id, Some("fs2"), "logout_others", now).await.unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].sid.as_deref(), Some("fs1"));
@@ -138,7 +141,7 @@ backend_test! {
         assert_eq!(older.len(), 1);
         let mut rt = refresh("old", now - 5000);
         rt.session_id = "ps".into();
-        s.start_session(&session("ps", &u.id, now), &rt, None).await.unwrap();
+        s.start_session(&session("ps", &u.id, now), Some(&rt), None).await.unwrap();
         assert!(s.find_refresh_session("old").await.unwrap().is_some());
         s.prune(now, now - 10).await.unwrap();
         assert!(s.find_refresh_session("old").await.unwrap().is_none());

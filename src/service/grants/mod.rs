@@ -8,6 +8,7 @@ use super::tokens::TokenResponse;
 use super::{OAuthCode, OAuthError, RequestMeta, ServiceError};
 use crate::AppState;
 
+pub mod authorization_code;
 pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
@@ -31,6 +32,15 @@ pub enum GrantRequest {
         /// Optional narrower `scope`.
         scope: Option<String>,
     },
+    /// RFC 6749 §4.1.3.
+    AuthorizationCode {
+        /// `code`.
+        code: String,
+        /// `redirect_uri`.
+        redirect_uri: Option<String>,
+        /// `code_verifier`.
+        code_verifier: Option<String>,
+    },
     /// RFC 6749 §4.4.
     ClientCredentials {
         /// Optional `scope`.
@@ -45,12 +55,18 @@ impl GrantRequest {
             Self::Password { .. } => "password",
             Self::RefreshToken { .. } => "refresh_token",
             Self::ClientCredentials { .. } => "client_credentials",
+            Self::AuthorizationCode { .. } => "authorization_code",
         }
     }
 }
 
 /// Grant types the token endpoint implements.
-pub const SUPPORTED: &[&str] = &["password", "refresh_token", "client_credentials"];
+pub const SUPPORTED: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "password",
+];
 
 /// Runs a grant for an authenticated client.
 pub async fn run(
@@ -76,6 +92,18 @@ pub async fn run(
             refresh_token,
             scope,
         } => refresh_token::grant(app, client, &refresh_token, scope.as_deref()).await,
+        GrantRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            let input = authorization_code::CodeRequest {
+                code: &code,
+                redirect_uri: redirect_uri.as_deref(),
+                code_verifier: code_verifier.as_deref(),
+            };
+            authorization_code::grant(app, client, &input, meta).await
+        }
         GrantRequest::ClientCredentials { scope } => {
             client_credentials::grant(app, client, scope.as_deref()).await
         }

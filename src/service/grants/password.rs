@@ -52,6 +52,7 @@ pub async fn grant(
             auth_time: now,
             meta,
             event: Some(&login.event),
+            parent_sid: None,
         },
     )
     .await?;

@@ -69,9 +69,9 @@ pub async fn grant(
             ).await
         }
         Rotation::Reused { ended } => {
-            if let Some(change) = ended {
-                tracing::warn!(sid = ?change.sid, "refresh token reused: session ended");
-                feed::publish(app, std::slice::from_ref(&change)).await;
+            if !ended.is_empty() {
+                tracing::warn!(ended = ended.len(), "refresh token reused: session ended");
+                feed::publish(app, &ended).await;
             }
             Err(invalid())
         }

@@ -1,0 +1,250 @@
+//! The viewer's pages: `/account` (profile, sessions, "log out of all other sessions",
+//! password, consented apps) and `/account/history`. Every form is CSRF-protected and
+//! answers with a redirect back to the page (post/redirect/get).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query as AxumQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::SecretString;
+use tower_sessions::Session;
+
+use super::pages::{
+    PageForm, clear_login, csrf_ok, csrf_refused, csrf_token, current_login, flash, page,
+    service_error, take_flash, to_login,
+};
+use crate::AppState;
+use crate::clock::rfc3339;
+use crate::service::accounts::{self, ProfileChange};
+use crate::service::authorize::BrowserLogin;
+use crate::service::{ServiceError, clients, sessions};
+use crate::templates::{AccountPage, ConsentRow, HistoryPage, HistoryRow, SessionRow, device, scope_words};
+
+fn back() -> Response {
+    Redirect::to("/account").into_response()
+}
+
+fn client_words(client_id: &str) -> String {
+    if client_id == sessions::BROWSER_CLIENT {
+        "usher sign-in".to_owned()
+    } else {
+        client_id.to_owned()
+    }
+}
+
+/// `GET /account`.
+pub async fn account(State(app): State<AppState>, session: Session) -> Response {
+    let Some(login) = current_login(&app, &session).await else {
+        return to_login("/account");
+    };
+    match render_account(&app, &session, &login).await {
+        Ok(r) => r,
+        Err(e) => service_error(e),
+    }
+}
+
+async fn render_account(app: &AppState, session: &Session, login: &BrowserLogin) -> Result<Response, ServiceError> {
+    let user = accounts::current_user(app, &login.user_id).await?;
+    let records = sessions::live_records(app, &login.user_id).await?;
+    let rows = records
+        .into_iter()
+        .map(|s| SessionRow {
+            this_device: s.id == login.sid || s.parent_sid.as_deref() == Some(login.sid.as_str()),
+            device: device(s.user_agent.as_deref()),
+            client: client_words(&s.client_id),
+            ip: s.ip.unwrap_or_else(|| "unknown".into()),
+            started_at: rfc3339(s.started_at),
+            last_used_at: rfc3339(s.last_used_at),
+            id: s.id,
+        })
+        .collect();
+    let mut consents = Vec::new();
+    for (client_id, scope, at) in app.store.list_consents(&login.user_id).await? {
+        let name = clients::find(app, &client_id).await?.map(|c| c.client_name.clone()).unwrap_or_else(|| client_id.clone());
+        let scopes: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(scope_words).collect();
+        consents.push(ConsentRow { client_id, name, scopes: scopes.join("; "), granted_at: rfc3339(at) });
+    }
+    let (notice, errors) = take_flash(session).await;
+    let csrf = csrf_token(session).await?;
+    Ok(page(
+        StatusCode::OK,
+        AccountPage {
+            csrf,
+            login: user.login,
+            email: user.email.unwrap_or_default(),
+            sessions: rows,
+            consents,
+            notice,
+            errors,
+        },
+    ))
+}
+
+/// Checks login and CSRF of an account form.
+async fn guard(app: &AppState, session: &Session, form: &PageForm) -> Result<BrowserLogin, Response> {
+    let Some(login) = current_login(app, session).await else {
+        return Err(to_login("/account"));
+    };
+    if !csrf_ok(session, form.get("csrf")).await {
+        return Err(csrf_refused());
+    }
+    Ok(login)
+}
+
+/// Errors a form can show, or the failure page.
+fn field_errors(e: ServiceError) -> Result<Vec<String>, Box<Response>> {
+    match e {
+        ServiceError::Validation(errors) => Ok(errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect()),
+        ServiceError::Conflict { detail, .. } | ServiceError::Forbidden { detail, .. } => Ok(vec![detail.into_owned()]),
+        other => Err(Box::new(service_error(other))),
+    }
+}
+
+/// `POST /account/profile`.
+pub async fn profile(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+    let login = match guard(&app, &session, &form).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let email = form.get("email").map(str::trim).unwrap_or("");
+    let change = ProfileChange {
+        login: form.get("login").map(|l| l.trim().to_owned()),
+        email: Some((!email.is_empty()).then(|| email.to_owned())),
+    };
+    match accounts::update_profile(&app, &login.user_id, change).await {
+        Ok(_) => flash(&session, Some("Your profile is saved."), &[]).await,
+        Err(e) => match field_errors(e) {
+            Ok(errors) => flash(&session, None, &errors).await,
+            Err(r) => return *r,
+        },
+    }
+    back()
+}
+
+/// `POST /account/password`: ends every session but this device's.
+pub async fn password(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+    let login = match guard(&app, &session, &form).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let current = SecretString::from(form.get("current_password").unwrap_or("").to_owned());
+    let new = SecretString::from(form.get("new_password").unwrap_or("").to_owned());
+    match accounts::change_password(&app, &login.user_id, Some(&login.sid), current, new).await {
+        Ok(()) => flash(&session, Some("Your password is changed; other sessions are signed out."), &[]).await,
+        Err(e) => match field_errors(e) {
+            Ok(errors) => flash(&session, None, &errors).await,
+            Err(r) => return *r,
+        },
+    }
+    back()
+}
+
+/// `POST /account/sessions/{sid}/end`.
+pub async fn end_session(
+    State(app): State<AppState>,
+    session: Session,
+    Path(sid): Path<String>,
+    form: PageForm,
+) -> Response {
+    let login = match guard(&app, &session, &form).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    match sessions::end_one(&app, &login.user_id, &sid, "logout").await {
+        Ok(()) | Err(ServiceError::NotFound { .. }) => {
+            flash(&session, Some("The session is ended."), &[]).await;
+            back()
+        }
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /account/logout-others`: "Log out of all other sessions".
+pub async fn logout_others(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+    let login = match guard(&app, &session, &form).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    match sessions::end_others(&app, &login.user_id, &login.sid).await {
+        Ok(n) => {
+            let text = format!("Signed out of {n} other session(s).");
+            flash(&session, Some(&text), &[]).await;
+            back()
+        }
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /account/consents/{client_id}/revoke`: withdraws a consent and ends that app's
+/// sessions.
+pub async fn revoke_consent(
+    State(app): State<AppState>,
+    session: Session,
+    Path(client_id): Path<String>,
+    form: PageForm,
+) -> Response {
+    let login = match guard(&app, &session, &form).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let result = async {
+        app.store.delete_consent(&login.user_id, &client_id).await?;
+        sessions::end_client_sessions(&app, &login.user_id, &client_id).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            flash(&session, Some("Access withdrawn."), &[]).await;
+            back()
+        }
+        Err(e) => service_error(e),
+    }
+}
+
+/// `POST /account/logout`: ends this browser's session.
+pub async fn logout(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+    let login = match guard(&app, &session, &form).await {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let _ = sessions::end_one(&app, &login.user_id, &login.sid, "logout").await;
+    clear_login(&session).await;
+    Redirect::to("/login").into_response()
+}
+
+/// `GET /account/history`.
+pub async fn history(
+    State(app): State<AppState>,
+    session: Session,
+    AxumQuery(q): AxumQuery<HashMap<String, String>>,
+) -> Response {
+    let Some(login) = current_login(&app, &session).await else {
+        return to_login("/account/history");
+    };
+    let page_data = match accounts::login_history(&app, &login.user_id, 20, q.get("cursor").map(String::as_str)).await {
+        Ok(p) => p,
+        Err(ServiceError::Validation(_)) => return Redirect::to("/account/history").into_response(),
+        Err(e) => return service_error(e),
+    };
+    let items = page_data
+        .items
+        .into_iter()
+        .map(|i| HistoryRow {
+            at: i.at.replace('T', " ").trim_end_matches('Z').to_owned(),
+            outcome: match i.outcome.as_str() {
+                "success" => "Signed in",
+                "bad_credentials" => "Wrong password",
+                "blocked" => "Refused: account blocked",
+                "locked_out" => "Refused: too many attempts",
+                _ => "Other",
+            }
+            .to_owned(),
+            method: if i.method == "login_page" { "Sign-in page" } else { "Cinema app" }.to_owned(),
+            ip: i.ip.unwrap_or_default(),
+            device: device(i.user_agent.as_deref()),
+        })
+        .collect();
+    let next_href = page_data.next_cursor.map(|c| format!("/account/history?cursor={c}"));
+    page(StatusCode::OK, HistoryPage { items, next_href })
+}

@@ -1,0 +1,207 @@
+//! Shared pieces of usher's HTML pages: rendering with the page security headers, the
+//! browser login kept in the browser session, CSRF tokens (synchronizer pattern), page
+//! forms, and safe return addresses.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use tower_sessions::Session;
+
+use super::extract::read_body;
+use crate::AppState;
+use crate::service::ServiceError;
+use crate::service::authorize::BrowserLogin;
+use crate::templates::MessagePage;
+use crate::token::constant_time_eq;
+use crate::token::opaque::random_id;
+
+/// Content-Security-Policy of every page: no script at all, styles from usher only.
+pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
+
+/// Renders a page with `status` and no-store caching; a render failure is a 500 page.
+pub fn page(status: StatusCode, template: impl askama::Template) -> Response {
+    match template.render() {
+        Ok(html) => {
+            let mut response = (status, html).into_response();
+            let h = response.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "page rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A one-message page.
+pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+    page(
+        status,
+        MessagePage {
+            title: title.to_owned(),
+            message: text.to_owned(),
+            is_error: status.is_client_error() || status.is_server_error(),
+            link: None,
+        },
+    )
+}
+
+/// A service failure shown as a page (never a JSON body or a raw error).
+pub fn service_error(e: ServiceError) -> Response {
+    match e {
+        ServiceError::Unavailable { internal, .. } => {
+            tracing::warn!(cause = %internal, "page unavailable");
+            let mut r = message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again in a moment",
+                "usher cannot serve this page right now. Please try again in a few seconds.",
+            );
+            r.headers_mut().insert("retry-after", HeaderValue::from_static("5"));
+            r
+        }
+        ServiceError::Internal(internal) => {
+            tracing::error!(cause = %internal, "page failed");
+            message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "usher could not complete this request.")
+        }
+        other => message(StatusCode::BAD_REQUEST, "This did not work", &format!("{other}")),
+    }
+}
+
+/// Session keys.
+const LOGIN: &str = "login";
+const CSRF: &str = "csrf";
+const NOTICE: &str = "notice";
+const ERRORS: &str = "errors";
+
+fn session_failed(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::Unavailable {
+        detail: "browser sessions are unavailable",
+        retry_after: 5,
+        internal: e.to_string(),
+    }
+}
+
+/// The CSRF token of this browser session (created on first use).
+pub async fn csrf_token(session: &Session) -> Result<String, ServiceError> {
+    if let Some(t) = session.get::<String>(CSRF).await.map_err(session_failed)? {
+        return Ok(t);
+    }
+    let token = random_id(24);
+    session.insert(CSRF, &token).await.map_err(session_failed)?;
+    Ok(token)
+}
+
+/// True when `presented` is this session's CSRF token (constant time).
+pub async fn csrf_ok(session: &Session, presented: Option<&str>) -> bool {
+    match (session.get::<String>(CSRF).await.ok().flatten(), presented) {
+        (Some(expected), Some(given)) => constant_time_eq(expected.as_bytes(), given.as_bytes()),
+        _ => false,
+    }
+}
+
+/// The page answered to a forged or stale form.
+pub fn csrf_refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "Please try again",
+        "This form has expired or did not come from usher. Go back, reload the page and submit it again.",
+    )
+}
+
+/// This browser's login, if its usher session is still live.
+pub async fn current_login(app: &AppState, session: &Session) -> Option<BrowserLogin> {
+    let login = session.get::<BrowserLogin>(LOGIN).await.ok().flatten()?;
+    if app.feed.is_session_ended(&login.sid) {
+        let _ = session.remove_value(LOGIN).await;
+        return None;
+    }
+    Some(login)
+}
+
+/// Records a fresh login: a new session id (no fixation) and a new CSRF token.
+pub async fn set_login(session: &Session, login: &BrowserLogin) -> Result<(), ServiceError> {
+    session.cycle_id().await.map_err(session_failed)?;
+    session.insert(LOGIN, login).await.map_err(session_failed)?;
+    session.insert(CSRF, random_id(24)).await.map_err(session_failed)?;
+    Ok(())
+}
+
+/// Forgets the login and everything else of this browser session.
+pub async fn clear_login(session: &Session) {
+    let _ = session.flush().await;
+}
+
+/// Stores a one-time notice and errors for the next page (post/redirect/get).
+pub async fn flash(session: &Session, notice: Option<&str>, errors: &[String]) {
+    if let Some(n) = notice {
+        let _ = session.insert(NOTICE, n).await;
+    }
+    if !errors.is_empty() {
+        let _ = session.insert(ERRORS, errors).await;
+    }
+}
+
+/// Takes the one-time notice and errors.
+pub async fn take_flash(session: &Session) -> (Option<String>, Vec<String>) {
+    let notice = session.remove::<String>(NOTICE).await.ok().flatten();
+    let errors = session.remove::<Vec<String>>(ERRORS).await.ok().flatten().unwrap_or_default();
+    (notice, errors)
+}
+
+/// A return address inside usher's account pages, or `None`.
+pub fn safe_return(target: Option<&str>) -> Option<String> {
+    let t = target?;
+    let ok = (t == "/account" || t.starts_with("/account/") || t.starts_with("/account?"))
+        && !t.contains("//")
+        && !t.contains('\\')
+        && t.chars().all(|c| c.is_ascii_graphic());
+    ok.then(|| t.to_owned())
+}
+
+/// Redirects an anonymous visitor to the login page, coming back to `here` (303).
+pub fn to_login(here: &str) -> Response {
+    let back = safe_return(Some(here)).unwrap_or_else(|| "/account".to_owned());
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    ser.append_pair("return_to", &back);
+    Redirect::to(&format!("/login?{}", ser.finish())).into_response()
+}
+
+/// A form-encoded page body.
+#[derive(Debug)]
+pub struct PageForm(pub Vec<(String, String)>);
+
+impl PageForm {
+    /// The value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl FromRequest<AppState> for PageForm {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes = read_body(req, state.config.max_body_bytes)
+            .await
+            .map_err(|_| message(StatusCode::PAYLOAD_TOO_LARGE, "Too much data", "The form is too large."))?;
+        Ok(Self(form_urlencoded::parse(&bytes).into_owned().collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Return addresses only ever point into usher's account pages.
+    #[test]
+    fn return_addresses_stay_inside() {
+        assert_eq!(safe_return(Some("/account/history")).as_deref(), Some("/account/history"));
+        for bad in ["https://evil.example", "//evil.example", "/account//evil", "/login", "/account\\x", "/account/a b"] {
+            assert_eq!(safe_return(Some(bad)), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Live mode against a fake permission check.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use serde_json::json;
+use tower::ServiceExt;
+use usher_verify::{Mode, Verifier, VerifyError};
+
+use crate::support::{AUD, Issuer, TestKey, claims, eventually};
+
+async fn setup(ttl: Duration) -> (Issuer, TestKey, Verifier, Router) {
+    let key = TestKey::new(0, "k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let v = Verifier::builder(&issuer.url, AUD).live_ttl(ttl).build().await.unwrap();
+    let app = Router::new()
+        .route("/stream", get(|| async { "ok" }).layer(v.require_permission("films:watch_recent")))
+        .route("/watch", get(|| async { "ok" }).layer(v.require_role("subscriber").mode(Mode::Live)))
+        .layer(v.layer());
+    (issuer, key, v, app)
+}
+
+fn grant(issuer: &Issuer, sub: &str, roles: &[&str], permissions: &[&str]) {
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    issuer.fake.live.lock().unwrap().insert(sub.into(), (strings(roles), strings(permissions)));
+}
+
+async fn status(app: &Router, path: &str, token: &str) -> (StatusCode, Option<String>, bool) {
+    let request = Request::get(path).header(AUTHORIZATION, format!("Bearer {token}"));
+    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let challenge = response.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+    (response.status(), challenge, response.headers().contains_key(RETRY_AFTER))
+}
+
+/// A permission guard asks usher with the caller's token: allowed passes, refused is
+/// 403 `insufficient_scope` naming the permission; answers are cached per (token,
+/// permission) for the TTL, so a second request makes no call.
+#[tokio::test]
+async fn live_permission_allowed_refused_and_cached() {
+    let (issuer, key, _v, app) = setup(Duration::from_secs(60)).await;
+    grant(&issuer, "u1", &["subscriber"], &["films:watch_recent"]);
+    let token = key.sign(&claims(&issuer.url));
+    assert_eq!(status(&app, "/stream", &token).await.0, StatusCode::OK);
+    assert_eq!(status(&app, "/stream", &token).await.0, StatusCode::OK);
+    assert_eq!(issuer.fake.live_hits.load(Ordering::SeqCst), 1);
+
+    let mut c = claims(&issuer.url);
+    c["sub"] = json!("u2");
+    let (code, challenge, _) = status(&app, "/stream", &key.sign(&c)).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert!(challenge.unwrap().contains("the films:watch_recent permission is required"));
+}
+
+/// Live role check reflects a role taken away as soon as the cached answer expires,
+/// although the token still names the role; a superuser per usher passes.
+#[tokio::test]
+async fn live_role_removal_applies_after_ttl() {
+    let (issuer, key, _v, app) = setup(Duration::from_millis(100)).await;
+    grant(&issuer, "u1", &["subscriber"], &[]);
+    let mut c = claims(&issuer.url);
+    c["roles"] = json!(["subscriber"]);
+    let token = key.sign(&c);
+    assert_eq!(status(&app, "/watch", &token).await.0, StatusCode::OK);
+    grant(&issuer, "u1", &[], &[]);
+    let refused = eventually(Duration::from_secs(2), || async {
+        status(&app, "/watch", &token).await.0 == StatusCode::FORBIDDEN
+    })
+    .await;
+    assert!(refused);
+    grant(&issuer, "u1", &["!superuser"], &[]);
+    let passes = eventually(Duration::from_secs(2), || async {
+        status(&app, "/watch", &token).await.0 == StatusCode::OK
+    })
+    .await;
+    assert!(passes);
+}
+
+/// usher unreachable with nothing cached: 503 with `Retry-After`; a session usher says
+/// has ended is 401 `invalid_token` (the session_ended code is mapped).
+#[tokio::test]
+async fn live_unreachable_is_503_and_ended_session_401() {
+    let (issuer, key, v, app) = setup(Duration::from_secs(60)).await;
+    issuer.fake.live_down.store(true, Ordering::SeqCst);
+    let token = key.sign(&claims(&issuer.url));
+    let (code, challenge, retry_after) = status(&app, "/stream", &token).await;
+    assert_eq!((code, challenge, retry_after), (StatusCode::SERVICE_UNAVAILABLE, None, true));
+    issuer.fake.live_down.store(false, Ordering::SeqCst);
+    issuer.fake.live_ended.lock().unwrap().insert("s1".into());
+    let (code, challenge, _) = status(&app, "/stream", &token).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    assert!(challenge.unwrap().contains("the session of the access token has ended"));
+    let again = key.sign(&claims(&issuer.url));
+    assert_eq!(v.authenticate(&again, Mode::Live).await.unwrap_err(), VerifyError::SessionEnded);
+}
