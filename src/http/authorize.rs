@@ -160,12 +160,14 @@ async fn signed_in(
     let Some(id) = request else {
         return Redirect::to(return_to.as_deref().unwrap_or("/account")).into_response();
     };
-    let req = match authorize::parked(app, id).await {
+    let mut req = match authorize::parked(app, id).await {
         Ok(Some(req)) => req,
         Ok(None) => return expired_request(),
         Err(e) => return service_error(e),
     };
     let _ = authorize::unpark(app, id).await;
+    // The user has just entered their password for this request.
+    req.prompt_login = false;
     match authorize::proceed(app, &req, Some(&login)).await {
         Ok(step) => step_response(step),
         Err(e) => authorize_error(e),

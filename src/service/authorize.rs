@@ -264,8 +264,10 @@ pub async fn unpark(app: &AppState, id: &str) -> Result<(), ServiceError> {
 }
 
 /// True when the browser's login satisfies the request (`prompt=login`, `max_age`).
+/// `prompt=login` is only satisfied by a login made for this request (the resumed
+/// request has it cleared).
 pub fn login_satisfies(app: &AppState, req: &AuthorizeRequest, login: &BrowserLogin) -> bool {
-    if req.prompt_login && login.auth_time < req.requested_at {
+    if req.prompt_login {
         return false;
     }
     match req.max_age {
@@ -318,6 +320,8 @@ pub struct CodeGrant {
     pub browser_sid: String,
     /// When the user entered their password.
     pub auth_time: i64,
+    /// Expiry (Unix seconds, from the app clock; the stored key also expires).
+    pub expires_at: i64,
 }
 
 /// Storage key of a code (never the code itself).
@@ -332,6 +336,7 @@ async fn issue_code(app: &AppState, req: &AuthorizeRequest, login: &BrowserLogin
         user_id: login.user_id.clone(),
         browser_sid: login.sid.clone(),
         auth_time: login.auth_time,
+        expires_at: app.clock.now() + CODE_TTL as i64,
     };
     let json = serde_json::to_string(&grant).map_err(|e| ServiceError::Internal(e.to_string()))?;
     app.state

@@ -35,7 +35,10 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Signs `count` distinct usher-shaped access tokens on all cores.
@@ -64,7 +67,10 @@ fn sign_tokens(pem: &[u8], issuer: &str, count: usize) -> Vec<String> {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     })
 }
 
@@ -92,17 +98,27 @@ async fn extractor_rate(verifier: &Verifier, tokens: &[String], budget: Duration
         .unwrap()
         .into_parts();
     rate(budget, async |n| {
-        parts.headers.insert(AUTHORIZATION, headers[n % headers.len()].clone());
-        let user = Authenticated::from_request_parts(&mut parts, &()).await.unwrap();
+        parts
+            .headers
+            .insert(AUTHORIZATION, headers[n % headers.len()].clone());
+        let user = Authenticated::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
         black_box(user);
     })
     .await
 }
 
 fn main() {
-    let seconds: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(3);
+    let seconds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let budget = Duration::from_secs(seconds);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let pair = RS256.generate_key_pair(2048).unwrap();
         let mut jwk: Value = serde_json::from_str(&pair.to_jwk_public_key().to_string()).unwrap();
@@ -113,8 +129,14 @@ fn main() {
         let doc = json!({"issuer": issuer, "jwks_uri": format!("{issuer}/.well-known/jwks.json")});
         let keys = json!({"keys": [jwk.clone()]});
         let app = axum::Router::new()
-            .route("/.well-known/openid-configuration", get(move || async move { Json(doc) }))
-            .route("/.well-known/jwks.json", get(move || async move { Json(keys) }));
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { Json(doc) }),
+            )
+            .route(
+                "/.well-known/jwks.json",
+                get(move || async move { Json(keys) }),
+            );
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
         let cold_count = (seconds as usize * 4000).max(2000);
@@ -122,13 +144,18 @@ fn main() {
         let tokens = sign_tokens(&pair.to_pem_private_key(), &issuer, cold_count);
 
         // (a) raw signature verification of the same tokens.
-        let raw = RS256.verifier_from_jwk(&josekit::jwk::Jwk::from_bytes(jwk.to_string()).unwrap()).unwrap();
+        let raw = RS256
+            .verifier_from_jwk(&josekit::jwk::Jwk::from_bytes(jwk.to_string()).unwrap())
+            .unwrap();
         let split: Vec<(Vec<u8>, Vec<u8>)> = tokens
             .iter()
             .take(64)
             .map(|t| {
                 let (input, sig) = t.rsplit_once('.').unwrap();
-                (input.as_bytes().to_vec(), URL_SAFE_NO_PAD.decode(sig).unwrap())
+                (
+                    input.as_bytes().to_vec(),
+                    URL_SAFE_NO_PAD.decode(sig).unwrap(),
+                )
             })
             .collect();
         let a = rate(budget, async |n| {
@@ -137,7 +164,11 @@ fn main() {
         })
         .await;
 
-        let uncached = Verifier::builder(&issuer, AUD).verified_cache(None).build().await.unwrap();
+        let uncached = Verifier::builder(&issuer, AUD)
+            .verified_cache(None)
+            .build()
+            .await
+            .unwrap();
         let b = extractor_rate(&uncached, &tokens[..64], budget).await;
 
         // (c) one pass over distinct tokens: every call misses the cache, hashes, inserts.
@@ -146,13 +177,23 @@ fn main() {
             .build()
             .await
             .unwrap();
-        let headers: Vec<HeaderValue> =
-            tokens.iter().map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap()).collect();
-        let (mut parts, ()) = Request::get("/").extension(fresh).body(()).unwrap().into_parts();
+        let headers: Vec<HeaderValue> = tokens
+            .iter()
+            .map(|t| HeaderValue::from_str(&format!("Bearer {t}")).unwrap())
+            .collect();
+        let (mut parts, ()) = Request::get("/")
+            .extension(fresh)
+            .body(())
+            .unwrap()
+            .into_parts();
         let start = Instant::now();
         for header in headers {
             parts.headers.insert(AUTHORIZATION, header);
-            black_box(Authenticated::from_request_parts(&mut parts, &()).await.unwrap());
+            black_box(
+                Authenticated::from_request_parts(&mut parts, &())
+                    .await
+                    .unwrap(),
+            );
         }
         let c = cold_count as f64 / start.elapsed().as_secs_f64();
 
@@ -162,8 +203,17 @@ fn main() {
 
         println!("one thread, RSA-2048, {seconds} s per figure (indicative: shared machine)");
         println!("(a) raw RS256 verify (josekit):                   {a:>10.0} /s");
-        println!("(b) extractor, no verified cache:                 {b:>10.0} /s  ({:.1} % of a)", 100.0 * b / a);
-        println!("(c) extractor, verified cache, distinct tokens:   {c:>10.0} /s  ({:.1} % of a)", 100.0 * c / a);
-        println!("(d) extractor, verified cache, same token (warm): {d:>10.0} /s  ({:.1}x a)", d / a);
+        println!(
+            "(b) extractor, no verified cache:                 {b:>10.0} /s  ({:.1} % of a)",
+            100.0 * b / a
+        );
+        println!(
+            "(c) extractor, verified cache, distinct tokens:   {c:>10.0} /s  ({:.1} % of a)",
+            100.0 * c / a
+        );
+        println!(
+            "(d) extractor, verified cache, same token (warm): {d:>10.0} /s  ({:.1}x a)",
+            d / a
+        );
     });
 }

@@ -55,7 +55,10 @@ impl std::fmt::Debug for VerifierBuilder {
         f.debug_struct("VerifierBuilder")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("feed_client_id", &self.feed_credentials.as_ref().map(|c| &c.0))
+            .field(
+                "feed_client_id",
+                &self.feed_credentials.as_ref().map(|c| &c.0),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -119,7 +122,11 @@ impl VerifierBuilder {
     /// Enables the revocation feed ([`Mode::Feed`]) with the credentials of a
     /// confidential client registered at usher (sent with client_secret_basic). Makes
     /// feed mode the default unless [`Self::default_mode`] says otherwise.
-    pub fn feed_credentials(mut self, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+    pub fn feed_credentials(
+        mut self,
+        client_id: impl Into<String>,
+        client_secret: impl Into<String>,
+    ) -> Self {
         self.feed_credentials = Some((client_id.into(), client_secret.into()));
         self
     }
@@ -201,7 +208,9 @@ impl VerifierBuilder {
                 default_max_age: self.jwks_default_max_age,
             },
         ));
-        keys.refetch().await.map_err(|e| BuildError::Unreachable(e.to_string()))?;
+        keys.refetch()
+            .await
+            .map_err(|e| BuildError::Unreachable(e.to_string()))?;
         let base = self.issuer.trim_end_matches('/');
         let (feed, feed_task) = match &self.feed_credentials {
             Some((id, secret)) => {
@@ -222,7 +231,10 @@ impl VerifierBuilder {
             None => (None, None),
         };
         let verified = self.verified_cache.map(|(capacity, ttl)| {
-            moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build()
+            moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build()
         });
         Ok(Verifier {
             inner: Arc::new(Inner {

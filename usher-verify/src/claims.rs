@@ -114,7 +114,11 @@ pub(crate) struct Expected {
 }
 
 /// Parses a verified payload and checks issuer, audience and the time window at `now`.
-pub(crate) fn validate(payload: &[u8], expected: &Expected, now: i64) -> Result<Claims, VerifyError> {
+pub(crate) fn validate(
+    payload: &[u8],
+    expected: &Expected,
+    now: i64,
+) -> Result<Claims, VerifyError> {
     let raw: RawClaims = crate::jws::json_object(payload)?;
     if raw.iss != expected.issuer {
         return Err(VerifyError::WrongIssuer);
@@ -182,7 +186,10 @@ mod tests {
     #[test]
     fn valid_claims_are_typed() {
         let c = run(&claims(), 950).unwrap();
-        assert_eq!((c.sub.as_str(), c.sid.as_deref(), c.exp, c.iat), ("u1", Some("s1"), 1000, 900));
+        assert_eq!(
+            (c.sub.as_str(), c.sid.as_deref(), c.exp, c.iat),
+            ("u1", Some("s1"), 1000, 900)
+        );
         assert!(c.has_scope("films") && !c.has_scope("film") && c.has_role("subscriber"));
         assert!(!c.superuser && c.is_user());
         let mut v = claims();

@@ -220,7 +220,9 @@ impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         let error = &self.error;
         if *error == VerifyError::Misconfigured {
-            tracing::error!("usher-verify: the route has no verifier or no feed; see the crate docs");
+            tracing::error!(
+                "usher-verify: the route has no verifier or no feed; see the crate docs"
+            );
         }
         let body = serde_json::json!({
             "error": error.oauth_error().unwrap_or("invalid_request"),
@@ -264,10 +266,26 @@ mod tests {
             (VerifyError::Revoked, 401, Some("invalid_token")),
             (VerifyError::Stale, 401, Some("invalid_token")),
             (VerifyError::Refused, 401, Some("invalid_token")),
-            (VerifyError::InsufficientRole("r".into()), 403, Some("insufficient_scope")),
-            (VerifyError::InsufficientScope("s".into()), 403, Some("insufficient_scope")),
-            (VerifyError::InsufficientPermission("a:b".into()), 403, Some("insufficient_scope")),
-            (VerifyError::Unavailable, 503, Some("temporarily_unavailable")),
+            (
+                VerifyError::InsufficientRole("r".into()),
+                403,
+                Some("insufficient_scope"),
+            ),
+            (
+                VerifyError::InsufficientScope("s".into()),
+                403,
+                Some("insufficient_scope"),
+            ),
+            (
+                VerifyError::InsufficientPermission("a:b".into()),
+                403,
+                Some("insufficient_scope"),
+            ),
+            (
+                VerifyError::Unavailable,
+                503,
+                Some("temporarily_unavailable"),
+            ),
             (VerifyError::Misconfigured, 500, Some("server_error")),
         ];
         for (error, status, code) in cases {
@@ -289,9 +307,13 @@ mod tests {
     /// The scope challenge names the scope; quotes in names cannot break the header.
     #[test]
     fn scope_challenge_names_the_scope_and_is_quoted() {
-        let c = VerifyError::InsufficientScope("films".into()).challenge("m").unwrap();
+        let c = VerifyError::InsufficientScope("films".into())
+            .challenge("m")
+            .unwrap();
         assert!(c.ends_with(", scope=\"films\""), "{c}");
-        let c = VerifyError::InsufficientRole("a\"b".into()).challenge("x\\y").unwrap();
+        let c = VerifyError::InsufficientRole("a\"b".into())
+            .challenge("x\\y")
+            .unwrap();
         assert!(c.contains("realm=\"x?y\""), "{c}");
         assert!(c.contains("the a?b role"), "{c}");
     }

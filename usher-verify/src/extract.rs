@@ -40,7 +40,9 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
     }
     let token = token.trim();
     let b64token = !token.is_empty()
-        && token.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._~+/=".contains(&c));
+        && token
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._~+/=".contains(&c));
     if !b64token {
         return Err(VerifyError::Malformed);
     }
@@ -52,16 +54,25 @@ async fn extract(parts: &Parts, requirement: &Requirement) -> Result<Arc<Claims>
     let Some(verifier) = parts.extensions.get::<Verifier>() else {
         return Err(Rejection::new(VerifyError::Misconfigured, "usher".into()));
     };
-    let mode = parts.extensions.get::<RouteMode>().map_or(verifier.default_mode(), |m| m.0);
+    let mode = parts
+        .extensions
+        .get::<RouteMode>()
+        .map_or(verifier.default_mode(), |m| m.0);
     let reject = |e| Rejection::new(e, verifier.inner.realm.clone());
     let token = bearer_token(&parts.headers).map_err(reject)?;
     match parts.extensions.get::<Verified>() {
         Some(Verified(claims)) if *requirement == Requirement::Authenticated => Ok(claims.clone()),
         Some(Verified(claims)) => {
-            verifier.decide(claims, token, None, requirement, mode).await.map_err(reject)?;
+            verifier
+                .decide(claims, token, None, requirement, mode)
+                .await
+                .map_err(reject)?;
             Ok(claims.clone())
         }
-        None => verifier.authorize(token, requirement, mode).await.map_err(reject),
+        None => verifier
+            .authorize(token, requirement, mode)
+            .await
+            .map_err(reject),
     }
 }
 
@@ -93,7 +104,9 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Authenticated {
         if bearer_token(&parts.headers) == Err(VerifyError::Missing) {
             return Ok(None);
         }
-        extract(parts, &Requirement::Authenticated).await.map(|c| Some(Self(c)))
+        extract(parts, &Requirement::Authenticated)
+            .await
+            .map(|c| Some(Self(c)))
     }
 }
 
@@ -185,7 +198,10 @@ mod tests {
         assert_eq!(bearer_token(&headers), Err(VerifyError::Missing));
         headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer_token(&headers), Err(VerifyError::Missing));
-        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer a.b-c_d~e+f/g="));
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("bearer a.b-c_d~e+f/g="),
+        );
         assert_eq!(bearer_token(&headers), Ok("a.b-c_d~e+f/g="));
         for bad in ["Bearer", "Bearer ", "Bearer a b", "Bearer a,b"] {
             headers.insert(AUTHORIZATION, HeaderValue::from_static(bad));

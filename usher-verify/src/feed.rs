@@ -47,7 +47,9 @@ pub(crate) struct FeedConfig {
 
 impl std::fmt::Debug for FeedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FeedConfig").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("FeedConfig")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -57,14 +59,19 @@ pub(crate) fn basic_authorization(client_id: &str, secret: &str) -> String {
         let mut out = String::with_capacity(text.len());
         for b in text.bytes() {
             match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b as char),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                    out.push(b as char)
+                }
                 b' ' => out.push('+'),
                 _ => out.push_str(&format!("%{b:02X}")),
             }
         }
         out
     }
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", form(client_id), form(secret))))
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", form(client_id), form(secret)))
+    )
 }
 
 #[derive(Debug, Default)]
@@ -88,9 +95,11 @@ pub(crate) struct FeedState {
     role_definitions: bool,
 }
 
-/// One entry of the feed.
+/// One entry of the feed. Parsed leniently, so that one odd entry cannot stall the
+/// feed on its cursor: an unknown `kind` is ignored, a missing `at` means "now".
 #[derive(Debug, Deserialize)]
 pub(crate) struct FeedItem {
+    #[serde(default)]
     kind: String,
     #[serde(default)]
     sid: Option<String>,
@@ -98,7 +107,13 @@ pub(crate) struct FeedItem {
     sub: Option<String>,
     #[serde(default)]
     jti: Option<String>,
-    at: i64,
+    #[serde(default)]
+    at: Option<f64>,
+}
+
+fn bump(map: &mut HashMap<String, i64>, key: &str, at: i64) {
+    let slot = map.entry(key.to_owned()).or_insert(at);
+    *slot = (*slot).max(at);
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,7 +137,11 @@ impl FeedState {
     /// Refuses a token the feed has revoked or made stale.
     pub(crate) fn check(&self, claims: &Claims) -> Result<(), VerifyError> {
         let r = self.revoked.read().unwrap_or_else(|e| e.into_inner());
-        if claims.sid.as_ref().is_some_and(|sid| r.sids.contains_key(sid)) {
+        if claims
+            .sid
+            .as_ref()
+            .is_some_and(|sid| r.sids.contains_key(sid))
+        {
             return Err(VerifyError::SessionEnded);
         }
         if r.jtis.contains_key(&claims.jti) {
@@ -131,7 +150,9 @@ impl FeedState {
         let before = |at: Option<&i64>| at.is_some_and(|&at| claims.iat < at);
         if before(r.roles_changed.get(&claims.sub))
             || before(r.gap.as_ref())
-            || (self.role_definitions && !claims.roles.is_empty() && before(r.any_role_changed.as_ref()))
+            || (self.role_definitions
+                && !claims.roles.is_empty()
+                && before(r.any_role_changed.as_ref()))
         {
             return Err(VerifyError::Stale);
         }
@@ -140,7 +161,10 @@ impl FeedState {
 
     /// The cursor to resume from.
     pub(crate) fn cursor(&self) -> Option<String> {
-        self.cursor.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.cursor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Unix seconds of the last successful poll (0: none yet).
@@ -149,17 +173,20 @@ impl FeedState {
     }
 
     /// Applies a page of entries; unknown kinds are ignored (forward compatible).
-    pub(crate) fn apply(&self, items: &[FeedItem]) {
+    pub(crate) fn apply(&self, items: &[FeedItem], now: i64) {
         let mut r = self.revoked.write().unwrap_or_else(|e| e.into_inner());
-        let later = |slot: &mut i64, at: i64| *slot = (*slot).max(at);
         for item in items {
+            let at = item
+                .at
+                .filter(|a| a.is_finite())
+                .map_or(now, |a| a.floor() as i64);
             match (item.kind.as_str(), &item.sid, &item.sub, &item.jti) {
-                ("session_ended", Some(sid), _, _) => later(r.sids.entry(sid.clone()).or_insert(item.at), item.at),
-                ("token_revoked", _, _, Some(jti)) => later(r.jtis.entry(jti.clone()).or_insert(item.at), item.at),
-                ("roles_changed", _, Some(sub), _) => {
-                    later(r.roles_changed.entry(sub.clone()).or_insert(item.at), item.at);
+                ("session_ended", Some(sid), _, _) => bump(&mut r.sids, sid, at),
+                ("token_revoked", _, _, Some(jti)) => bump(&mut r.jtis, jti, at),
+                ("roles_changed", _, Some(sub), _) => bump(&mut r.roles_changed, sub, at),
+                ("roles_changed", _, None, _) => {
+                    r.any_role_changed = Some(r.any_role_changed.map_or(at, |old| old.max(at)));
                 }
-                ("roles_changed", _, None, _) => later(r.any_role_changed.get_or_insert(item.at), item.at),
                 (kind, ..) => tracing::debug!(kind, "usher-verify: feed entry ignored"),
             }
         }
@@ -196,7 +223,11 @@ enum PollError {
     Other(FetchError),
 }
 
-async fn poll(http: &reqwest::Client, cfg: &FeedConfig, cursor: Option<&str>) -> Result<FeedPage, PollError> {
+async fn poll(
+    http: &reqwest::Client,
+    cfg: &FeedConfig,
+    cursor: Option<&str>,
+) -> Result<FeedPage, PollError> {
     let mut request = http
         .get(&cfg.url)
         .header(AUTHORIZATION, &cfg.authorization)
@@ -204,7 +235,10 @@ async fn poll(http: &reqwest::Client, cfg: &FeedConfig, cursor: Option<&str>) ->
     if let Some(cursor) = cursor {
         request = request.query(&[("since", cursor), ("wait", &cfg.wait.as_secs().to_string())]);
     }
-    let response = request.send().await.map_err(|e| PollError::Other(FetchError::from_reqwest(&e)))?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| PollError::Other(FetchError::from_reqwest(&e)))?;
     match response.status() {
         StatusCode::OK => response
             .json::<FeedPage>()
@@ -212,7 +246,9 @@ async fn poll(http: &reqwest::Client, cfg: &FeedConfig, cursor: Option<&str>) ->
             .map_err(|e| PollError::Other(FetchError::from_reqwest(&e))),
         s @ (StatusCode::GONE | StatusCode::UNPROCESSABLE_ENTITY) => Err(PollError::Gap(s)),
         s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(PollError::Credentials(s)),
-        s => Err(PollError::Other(FetchError::new(format!("revocation feed answered {s}")))),
+        s => Err(PollError::Other(FetchError::new(format!(
+            "revocation feed answered {s}"
+        )))),
     }
 }
 
@@ -225,7 +261,7 @@ pub(crate) async fn run(http: reqwest::Client, cfg: FeedConfig, state: Arc<FeedS
         let now = unix_now();
         let pause = match result {
             Ok(page) => {
-                state.apply(&page.items);
+                state.apply(&page.items, now);
                 state.advance(page.next_cursor, now);
                 backoff = MIN_BACKOFF;
                 None
@@ -271,8 +307,20 @@ mod tests {
         }
     }
 
-    fn item(kind: &str, sid: Option<&str>, sub: Option<&str>, jti: Option<&str>, at: i64) -> FeedItem {
-        FeedItem { kind: kind.into(), sid: sid.map(Into::into), sub: sub.map(Into::into), jti: jti.map(Into::into), at }
+    fn item(
+        kind: &str,
+        sid: Option<&str>,
+        sub: Option<&str>,
+        jti: Option<&str>,
+        at: i64,
+    ) -> FeedItem {
+        FeedItem {
+            kind: kind.into(),
+            sid: sid.map(Into::into),
+            sub: sub.map(Into::into),
+            jti: jti.map(Into::into),
+            at: Some(at as f64),
+        }
     }
 
     /// Each entry kind refuses exactly the tokens it concerns; roles changes only refuse
@@ -280,20 +328,44 @@ mod tests {
     #[test]
     fn entries_refuse_what_they_concern() {
         let state = FeedState::new(Duration::from_secs(3600), true, None);
-        state.apply(&[
-            item("session_ended", Some("s1"), Some("u1"), None, 100),
-            item("token_revoked", None, Some("svc"), Some("j9"), 100),
-            item("roles_changed", None, Some("u2"), None, 100),
-            item("something_new", None, None, None, 100),
-        ]);
-        assert_eq!(state.check(&claims("u1", Some("s1"), "j1", 50, &[])), Err(VerifyError::SessionEnded));
-        assert_eq!(state.check(&claims("u1", Some("s2"), "j1", 50, &[])), Ok(()));
-        assert_eq!(state.check(&claims("svc", None, "j9", 50, &[])), Err(VerifyError::Revoked));
-        assert_eq!(state.check(&claims("u2", Some("s3"), "j2", 99, &[])), Err(VerifyError::Stale));
-        assert_eq!(state.check(&claims("u2", Some("s3"), "j3", 100, &[])), Ok(()));
-        state.apply(&[item("roles_changed", None, None, None, 200)]);
-        assert_eq!(state.check(&claims("u3", Some("s4"), "j4", 150, &["a"])), Err(VerifyError::Stale));
-        assert_eq!(state.check(&claims("u3", Some("s4"), "j4", 150, &[])), Ok(()));
+        state.apply(
+            &[
+                item("session_ended", Some("s1"), Some("u1"), None, 100),
+                item("token_revoked", None, Some("svc"), Some("j9"), 100),
+                item("roles_changed", None, Some("u2"), None, 100),
+                item("something_new", None, None, None, 100),
+            ],
+            100,
+        );
+        assert_eq!(
+            state.check(&claims("u1", Some("s1"), "j1", 50, &[])),
+            Err(VerifyError::SessionEnded)
+        );
+        assert_eq!(
+            state.check(&claims("u1", Some("s2"), "j1", 50, &[])),
+            Ok(())
+        );
+        assert_eq!(
+            state.check(&claims("svc", None, "j9", 50, &[])),
+            Err(VerifyError::Revoked)
+        );
+        assert_eq!(
+            state.check(&claims("u2", Some("s3"), "j2", 99, &[])),
+            Err(VerifyError::Stale)
+        );
+        assert_eq!(
+            state.check(&claims("u2", Some("s3"), "j3", 100, &[])),
+            Ok(())
+        );
+        state.apply(&[item("roles_changed", None, None, None, 200)], 200);
+        assert_eq!(
+            state.check(&claims("u3", Some("s4"), "j4", 150, &["a"])),
+            Err(VerifyError::Stale)
+        );
+        assert_eq!(
+            state.check(&claims("u3", Some("s4"), "j4", 150, &[])),
+            Ok(())
+        );
     }
 
     /// Entries older than the retention are pruned; a gap makes older tokens stale and
@@ -301,22 +373,37 @@ mod tests {
     #[test]
     fn prune_and_gap() {
         let state = FeedState::new(Duration::from_secs(3600), false, Some("c1".into()));
-        state.apply(&[item("session_ended", Some("s1"), Some("u1"), None, 100)]);
+        state.apply(
+            &[item("session_ended", Some("s1"), Some("u1"), None, 100)],
+            100,
+        );
         state.prune(100 + 3600);
-        assert!(state.check(&claims("u1", Some("s1"), "j", 90, &[])).is_err());
+        assert!(
+            state
+                .check(&claims("u1", Some("s1"), "j", 90, &[]))
+                .is_err()
+        );
         state.prune(101 + 3600);
         assert!(state.check(&claims("u1", Some("s1"), "j", 90, &[])).is_ok());
         state.gap(5000);
         assert_eq!(state.cursor(), None);
-        assert_eq!(state.check(&claims("u1", Some("s1"), "j", 4999, &[])), Err(VerifyError::Stale));
-        assert_eq!(state.check(&claims("u1", Some("s1"), "j", 5000, &[])), Ok(()));
+        assert_eq!(
+            state.check(&claims("u1", Some("s1"), "j", 4999, &[])),
+            Err(VerifyError::Stale)
+        );
+        assert_eq!(
+            state.check(&claims("u1", Some("s1"), "j", 5000, &[])),
+            Ok(())
+        );
     }
 
     /// Client credentials are form-urlencoded before Basic encoding (RFC 6749 §2.3.1).
     #[test]
     fn basic_credentials_are_form_encoded() {
         let value = basic_authorization("movie api", "s:e/c");
-        let decoded = STANDARD.decode(value.strip_prefix("Basic ").unwrap()).unwrap();
+        let decoded = STANDARD
+            .decode(value.strip_prefix("Basic ").unwrap())
+            .unwrap();
         assert_eq!(String::from_utf8(decoded).unwrap(), "movie+api:s%3Ae%2Fc");
     }
 }

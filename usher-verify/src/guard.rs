@@ -33,7 +33,9 @@ pub struct Guard {
 /// Checks a name against usher's grammar (`[a-z0-9_.-]{1,64}`).
 fn is_name(text: &str) -> bool {
     (1..=64).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
 }
 
 impl Verifier {
@@ -63,7 +65,10 @@ impl Verifier {
     /// match.
     pub fn require_role(&self, role: impl Into<Cow<'static, str>>) -> Guard {
         let role = role.into();
-        assert!(is_name(&role), "usher-verify: {role:?} is not an usher role name");
+        assert!(
+            is_name(&role),
+            "usher-verify: {role:?} is not an usher role name"
+        );
         self.guard(Some(Requirement::Role(role)))
     }
 
@@ -73,7 +78,10 @@ impl Verifier {
     /// If `scope` is empty or contains a space.
     pub fn require_scope(&self, scope: impl Into<Cow<'static, str>>) -> Guard {
         let scope = scope.into();
-        assert!(!scope.is_empty() && !scope.contains(' '), "usher-verify: {scope:?} is not a scope");
+        assert!(
+            !scope.is_empty() && !scope.contains(' '),
+            "usher-verify: {scope:?} is not a scope"
+        );
         self.guard(Some(Requirement::Scope(scope)))
     }
 
@@ -87,7 +95,10 @@ impl Verifier {
         let valid = permission
             .split_once(':')
             .is_some_and(|(resource, action)| is_name(resource) && is_name(action));
-        assert!(valid, "usher-verify: {permission:?} is not an usher permission");
+        assert!(
+            valid,
+            "usher-verify: {permission:?} is not an usher permission"
+        );
         Guard {
             mode: Mode::Live,
             ..self.guard(Some(Requirement::Permission(permission)))
@@ -117,7 +128,11 @@ impl Guard {
         };
         let reject = |e| Rejection::new(e, self.verifier.inner.realm.clone());
         let token = bearer_token(headers).map_err(reject)?;
-        let claims = self.verifier.authorize(token, requirement, self.mode).await.map_err(reject)?;
+        let claims = self
+            .verifier
+            .authorize(token, requirement, self.mode)
+            .await
+            .map_err(reject)?;
         Ok(Some(claims))
     }
 }

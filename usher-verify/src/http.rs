@@ -29,7 +29,10 @@ impl FetchError {
         } else {
             "request failed"
         };
-        Self(format!("{what} ({})", e.url().map(|u| u.path()).unwrap_or("?")))
+        Self(format!(
+            "{what} ({})",
+            e.url().map(|u| u.path()).unwrap_or("?")
+        ))
     }
 }
 
@@ -49,16 +52,27 @@ pub(crate) async fn get_json<T: DeserializeOwned>(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<(T, Option<Duration>), FetchError> {
-    let response = client.get(url).send().await.map_err(|e| FetchError::from_reqwest(&e))?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| FetchError::from_reqwest(&e))?;
     if response.status() != reqwest::StatusCode::OK {
-        return Err(FetchError::new(format!("{} answered {}", response.url().path(), response.status())));
+        return Err(FetchError::new(format!(
+            "{} answered {}",
+            response.url().path(),
+            response.status()
+        )));
     }
     let max_age = response
         .headers()
         .get(CACHE_CONTROL)
         .and_then(|v| v.to_str().ok())
         .and_then(max_age);
-    let body = response.json::<T>().await.map_err(|e| FetchError::from_reqwest(&e))?;
+    let body = response
+        .json::<T>()
+        .await
+        .map_err(|e| FetchError::from_reqwest(&e))?;
     Ok((body, max_age))
 }
 
@@ -73,7 +87,11 @@ pub(crate) fn max_age(value: &str) -> Option<Duration> {
             return Some(Duration::ZERO);
         }
         if name.eq_ignore_ascii_case("max-age") {
-            found = arg.trim_matches('"').parse::<u64>().ok().map(Duration::from_secs);
+            found = arg
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
         }
     }
     found
@@ -87,7 +105,10 @@ mod tests {
     /// directives alone give no lifetime (RFC 9111 §5.2.2).
     #[test]
     fn cache_control_max_age() {
-        assert_eq!(max_age("public, max-age=300"), Some(Duration::from_secs(300)));
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
         assert_eq!(max_age("MAX-AGE=\"60\""), Some(Duration::from_secs(60)));
         assert_eq!(max_age("max-age=60, no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);

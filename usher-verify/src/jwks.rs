@@ -93,7 +93,10 @@ impl KeyCache {
 
     /// The key for `kid`: from the cache, or after one shared refetch if the cooldown
     /// allows it. Known keys never wait for the network.
-    pub(crate) async fn key(self: &Arc<Self>, kid: &str) -> Result<Arc<RsassaJwsVerifier>, VerifyError> {
+    pub(crate) async fn key(
+        self: &Arc<Self>,
+        kid: &str,
+    ) -> Result<Arc<RsassaJwsVerifier>, VerifyError> {
         if let Some(entry) = self.current().get(kid) {
             if self.now_ms() >= self.refresh_at.load(Ordering::Relaxed) {
                 self.refresh_in_background();
@@ -115,7 +118,9 @@ impl KeyCache {
             tracing::warn!(error = %e, "usher-verify: cannot refetch the JWKS for an unknown kid");
         }
         let entry = self.current().get(kid).cloned();
-        entry.ok_or(VerifyError::UnknownKey)?.ok_or(VerifyError::Algorithm)
+        entry
+            .ok_or(VerifyError::UnknownKey)?
+            .ok_or(VerifyError::Algorithm)
     }
 
     fn cooling_down(&self) -> bool {
@@ -132,7 +137,8 @@ impl KeyCache {
     /// One fetch; the caller holds the gate. On failure the old keys stay and the next
     /// scheduled refresh is one cooldown away.
     async fn fetch_and_install(&self) -> Result<(), FetchError> {
-        self.last_attempt.store(self.now_ms() + 1, Ordering::Release);
+        self.last_attempt
+            .store(self.now_ms() + 1, Ordering::Release);
         self.in_flight.store(true, Ordering::Release);
         let result = self.fetch().await;
         self.in_flight.store(false, Ordering::Release);
@@ -141,12 +147,14 @@ impl KeyCache {
             Ok((keys, max_age)) => {
                 *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
                 let ttl = max_age.clamp(self.config.cooldown, MAX_CACHE.max(self.config.cooldown));
-                self.refresh_at.store(now + ttl.as_millis() as u64, Ordering::Relaxed);
+                self.refresh_at
+                    .store(now + ttl.as_millis() as u64, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
                 let retry = self.config.cooldown.max(Duration::from_millis(100));
-                self.refresh_at.store(now + retry.as_millis() as u64, Ordering::Relaxed);
+                self.refresh_at
+                    .store(now + retry.as_millis() as u64, Ordering::Relaxed);
                 Err(e)
             }
         }
@@ -172,14 +180,25 @@ impl KeyCache {
     }
 
     async fn jwks_uri(&self) -> Result<String, FetchError> {
-        if let Some(uri) = self.jwks_uri.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(uri) = self
+            .jwks_uri
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Ok(uri);
         }
-        let url = format!("{}/.well-known/openid-configuration", self.config.issuer.trim_end_matches('/'));
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.config.issuer.trim_end_matches('/')
+        );
         let (doc, _) = http::get_json::<Discovery>(&self.http, &url).await?;
         // OIDC Discovery 1.0 §4.3: the document must name the issuer it was fetched for.
         if doc.issuer != self.config.issuer {
-            return Err(FetchError::new(format!("discovery names issuer {}", doc.issuer)));
+            return Err(FetchError::new(format!(
+                "discovery names issuer {}",
+                doc.issuer
+            )));
         }
         *self.jwks_uri.lock().unwrap_or_else(|e| e.into_inner()) = Some(doc.jwks_uri.clone());
         Ok(doc.jwks_uri)
@@ -200,7 +219,10 @@ impl KeyCache {
 fn key_entry(map: Map<String, Value>) -> Option<(String, KeyEntry)> {
     let kid = map.get("kid")?.as_str()?.to_owned();
     let alg_ok = matches!(map.get("alg"), None | Some(Value::String(_)))
-        && map.get("alg").and_then(Value::as_str).is_none_or(|a| a == "RS256");
+        && map
+            .get("alg")
+            .and_then(Value::as_str)
+            .is_none_or(|a| a == "RS256");
     let verifier = Jwk::from_map(map)
         .ok()
         .filter(|_| alg_ok)

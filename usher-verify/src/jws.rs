@@ -38,7 +38,9 @@ pub(crate) struct Parsed<'a> {
 }
 
 fn decode(part: &[u8]) -> Result<Vec<u8>, VerifyError> {
-    URL_SAFE_NO_PAD.decode(part).map_err(|_| VerifyError::Malformed)
+    URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| VerifyError::Malformed)
 }
 
 /// Parses a JSON object (RFC 7515 §4, RFC 7519 §7.2); serde would also take an array
@@ -67,7 +69,11 @@ pub(crate) fn parse(token: &str) -> Result<Parsed<'_>, VerifyError> {
         return Err(VerifyError::Malformed);
     }
     let bytes = token.as_bytes();
-    let mut dots = bytes.iter().enumerate().filter(|(_, b)| **b == b'.').map(|(i, _)| i);
+    let mut dots = bytes
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'.')
+        .map(|(i, _)| i);
     let (Some(first), Some(second), None) = (dots.next(), dots.next(), dots.next()) else {
         return Err(VerifyError::Malformed);
     };
@@ -121,20 +127,44 @@ mod tests {
         let ok2 = r#"{"alg":"RS256","typ":"application/AT+JWT","kid":"k"}"#;
         assert!(parse(&token(ok2)).is_ok());
         let cases = [
-            (r#"{"alg":"none","typ":"at+jwt","kid":"k"}"#, VerifyError::Algorithm),
-            (r#"{"alg":"HS256","typ":"at+jwt","kid":"k"}"#, VerifyError::Algorithm),
-            (r#"{"alg":"PS256","typ":"at+jwt","kid":"k"}"#, VerifyError::Algorithm),
-            (r#"{"alg":"RS256","typ":"JWT","kid":"k"}"#, VerifyError::WrongType),
+            (
+                r#"{"alg":"none","typ":"at+jwt","kid":"k"}"#,
+                VerifyError::Algorithm,
+            ),
+            (
+                r#"{"alg":"HS256","typ":"at+jwt","kid":"k"}"#,
+                VerifyError::Algorithm,
+            ),
+            (
+                r#"{"alg":"PS256","typ":"at+jwt","kid":"k"}"#,
+                VerifyError::Algorithm,
+            ),
+            (
+                r#"{"alg":"RS256","typ":"JWT","kid":"k"}"#,
+                VerifyError::WrongType,
+            ),
             (r#"{"alg":"RS256","kid":"k"}"#, VerifyError::WrongType),
             (r#"{"alg":"RS256","typ":"at+jwt"}"#, VerifyError::UnknownKey),
-            (r#"{"alg":"RS256","typ":"at+jwt","kid":"k","crit":["x"]}"#, VerifyError::Malformed),
-            (r#"{"alg":"RS256","typ":"at+jwt","kid":"k","alg":"none"}"#, VerifyError::Malformed),
+            (
+                r#"{"alg":"RS256","typ":"at+jwt","kid":"k","crit":["x"]}"#,
+                VerifyError::Malformed,
+            ),
+            (
+                r#"{"alg":"RS256","typ":"at+jwt","kid":"k","alg":"none"}"#,
+                VerifyError::Malformed,
+            ),
             (r#"["RS256"]"#, VerifyError::Malformed),
         ];
         for (header, want) in cases {
             assert_eq!(parse(&token(header)).unwrap_err(), want, "{header}");
         }
-        for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!", &"a".repeat(MAX_TOKEN_LEN + 1)] {
+        for bad in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.!!.!!",
+            &"a".repeat(MAX_TOKEN_LEN + 1),
+        ] {
             assert_eq!(parse(bad).unwrap_err(), VerifyError::Malformed);
         }
     }

@@ -67,8 +67,8 @@ pub use builder::{BuildError, VerifierBuilder};
 pub use claims::Claims;
 pub use error::{Rejection, VerifyError};
 pub use extract::{
-    Authenticated, PermissionName, RequirePermission, RequireRole, RequireScope, RoleName, ScopeName,
-    bearer_token,
+    Authenticated, PermissionName, RequirePermission, RequireRole, RequireScope, RoleName,
+    ScopeName, bearer_token,
 };
 pub use guard::{Guard, GuardService};
 pub use live::{LiveDecision, PROBE_PERMISSION};

@@ -90,7 +90,11 @@ impl LiveChecker {
     }
 
     /// One request: `Ok(Ok(decision))`, `Ok(Err(refusal))` for a 401, or a failure.
-    async fn ask(&self, token: &str, permission: &str) -> Result<Result<Arc<LiveDecision>, VerifyError>, FetchError> {
+    async fn ask(
+        &self,
+        token: &str,
+        permission: &str,
+    ) -> Result<Result<Arc<LiveDecision>, VerifyError>, FetchError> {
         let response = self
             .http
             .get(&self.url)

@@ -126,7 +126,11 @@ impl Verifier {
         self.verify_hashed(token, None).await
     }
 
-    async fn verify_hashed(&self, token: &str, hash: Option<[u8; 32]>) -> Result<Arc<Claims>, VerifyError> {
+    async fn verify_hashed(
+        &self,
+        token: &str,
+        hash: Option<[u8; 32]>,
+    ) -> Result<Arc<Claims>, VerifyError> {
         let inner = &self.inner;
         let now = unix_now();
         let Some(cache) = &inner.verified else {
@@ -153,7 +157,8 @@ impl Verifier {
     /// Verifies `token` and applies `mode`: the feed's revocations in [`Mode::Feed`]
     /// (and in [`Mode::Live`] when the feed runs), usher's live answer in [`Mode::Live`].
     pub async fn authenticate(&self, token: &str, mode: Mode) -> Result<Arc<Claims>, VerifyError> {
-        self.authorize(token, &Requirement::Authenticated, mode).await
+        self.authorize(token, &Requirement::Authenticated, mode)
+            .await
     }
 
     /// Verifies `token` and checks `requirement` in `mode`; returns the token's claims.
@@ -221,7 +226,14 @@ impl Verifier {
 
     /// Asks usher whether the bearer of `token` holds `permission` now (cached for the
     /// live TTL). The token is not verified locally first; prefer [`Self::authorize`].
-    pub async fn check_permission(&self, token: &str, permission: &str) -> Result<Arc<LiveDecision>, VerifyError> {
-        self.inner.live.check(token, sha256(token), permission).await
+    pub async fn check_permission(
+        &self,
+        token: &str,
+        permission: &str,
+    ) -> Result<Arc<LiveDecision>, VerifyError> {
+        self.inner
+            .live
+            .check(token, sha256(token), permission)
+            .await
     }
 }

@@ -59,7 +59,8 @@ pub async fn grant(
     app.state.put_ttl(&used, "pending", reuse_window).await?;
     let code: CodeGrant = serde_json::from_str(&json).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let req = &code.request;
-    if req.client_id != client.client_id
+    if code.expires_at <= app.clock.now()
+        || req.client_id != client.client_id
         || input.redirect_uri != Some(req.redirect_uri.as_str())
         || !pkce::verify(req.code_challenge.as_deref(), input.code_verifier)
     {

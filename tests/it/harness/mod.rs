@@ -52,6 +52,11 @@ macro_rules! backend_test {
     };
 }
 
+/// The redirect URI registered for `cinema-web` in tests (loopback: any port matches).
+pub const CALLBACK: &str = "http://127.0.0.1/callback";
+/// The post-logout redirect URI registered for `cinema-web` in tests.
+pub const SIGNED_OUT: &str = "http://127.0.0.1/signed-out";
+
 /// The password every seeded user gets.
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -225,6 +230,8 @@ impl TestAppBuilder {
         config.argon2_parallelism = 1;
         config.database_max_connections = 5;
         config.log = "warn".into();
+        config.cinema_web_redirect_uris = vec![CALLBACK.to_owned()];
+        config.cinema_web_post_logout_redirect_uris = vec![SIGNED_OUT.to_owned()];
         let tmp = self
             .sqlite_dir
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
@@ -648,5 +655,48 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The value of a hidden form field in an HTML page.
+pub fn form_value(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let start = html.find(&needle)? + needle.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].replace("&#x2f;", "/").replace("&amp;", "&"))
+}
+
+/// A query parameter of a URL (e.g. a `Location`).
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+impl TestApp {
+    /// Follows the sign-in page for a parked request: GET the page, POST the form.
+    /// Returns the POST's response (a redirect when the login succeeded).
+    pub async fn sign_in_page(&self, location: &str, login: &str, password: &str) -> Resp {
+        let page = read(self.client.get(self.url(location)).send().await.unwrap()).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let csrf = form_value(&page.text, "csrf").expect("csrf field");
+        let mut form = vec![("csrf", csrf), ("login", login.to_owned()), ("password", password.to_owned())];
+        if let Some(r) = form_value(&page.text, "request") {
+            form.push(("request", r));
+        }
+        if let Some(r) = form_value(&page.text, "return_to") {
+            form.push(("return_to", r));
+        }
+        read(self.client.post(self.url("/login")).form(&form).send().await.unwrap()).await
+    }
+
+    /// A fresh cookie-holding client (another browser).
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap()
     }
 }

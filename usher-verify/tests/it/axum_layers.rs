@@ -26,12 +26,27 @@ fn app(v: &Verifier) -> Router {
     Router::new()
         .route(
             "/films",
-            get(|user: Option<Authenticated>| async move { user.map_or("anonymous".into(), |u| u.sub.clone()) }),
+            get(|user: Option<Authenticated>| async move {
+                user.map_or("anonymous".into(), |u| u.sub.clone())
+            }),
         )
-        .route("/me", get(|user: Authenticated| async move { user.sub.clone() }))
-        .route("/watch", get(|user: Authenticated| async move { user.sub.clone() }).layer(v.require_role("subscriber")))
-        .route("/typed", get(|user: RequireRole<Subscriber>| async move { user.sub.clone() }))
-        .route("/scoped", get(|_: RequireScope<Films>| async { "ok" }).layer(v.require_scope("admin")))
+        .route(
+            "/me",
+            get(|user: Authenticated| async move { user.sub.clone() }),
+        )
+        .route(
+            "/watch",
+            get(|user: Authenticated| async move { user.sub.clone() })
+                .layer(v.require_role("subscriber")),
+        )
+        .route(
+            "/typed",
+            get(|user: RequireRole<Subscriber>| async move { user.sub.clone() }),
+        )
+        .route(
+            "/scoped",
+            get(|_: RequireScope<Films>| async { "ok" }).layer(v.require_scope("admin")),
+        )
         .layer(v.layer())
 }
 
@@ -46,20 +61,37 @@ async fn call(app: &Router, path: &str, token: Option<&str>) -> Answer {
     if let Some(token) = token {
         request = request.header(AUTHORIZATION, format!("Bearer {token}"));
     }
-    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = response.status();
-    let challenge = response.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
+    let challenge = response
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
     if status.is_client_error() {
         assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
     }
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
-    Answer { status, challenge, body: String::from_utf8(bytes.to_vec()).unwrap() }
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    Answer {
+        status,
+        challenge,
+        body: String::from_utf8(bytes.to_vec()).unwrap(),
+    }
 }
 
 async fn setup() -> (Issuer, TestKey, Router) {
     let key = TestKey::new(0, "k1");
     let issuer = Issuer::start(&[&key]).await;
-    let v = Verifier::builder(&issuer.url, AUD).realm("movies").build().await.unwrap();
+    let v = Verifier::builder(&issuer.url, AUD)
+        .realm("movies")
+        .build()
+        .await
+        .unwrap();
     let app = app(&v);
     (issuer, key, app)
 }
@@ -70,7 +102,10 @@ async fn setup() -> (Issuer, TestKey, Router) {
 async fn axum_missing_token_bare_challenge_and_anonymous_open_route() {
     let (_issuer, _key, app) = setup().await;
     let a = call(&app, "/me", None).await;
-    assert_eq!((a.status, a.challenge.as_deref()), (StatusCode::UNAUTHORIZED, Some("Bearer")));
+    assert_eq!(
+        (a.status, a.challenge.as_deref()),
+        (StatusCode::UNAUTHORIZED, Some("Bearer"))
+    );
     let body: Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(body["error_description"], "an access token is required");
     let a = call(&app, "/films", None).await;
@@ -90,10 +125,15 @@ async fn axum_invalid_token_is_401_with_challenge() {
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{path}");
         assert_eq!(
             a.challenge.as_deref(),
-            Some("Bearer realm=\"movies\", error=\"invalid_token\", error_description=\"the access token has expired\"")
+            Some(
+                "Bearer realm=\"movies\", error=\"invalid_token\", error_description=\"the access token has expired\""
+            )
         );
         let body: Value = serde_json::from_str(&a.body).unwrap();
-        assert_eq!(body, json!({"error": "invalid_token", "error_description": "the access token has expired"}));
+        assert_eq!(
+            body,
+            json!({"error": "invalid_token", "error_description": "the access token has expired"})
+        );
     }
 }
 
@@ -109,7 +149,9 @@ async fn axum_require_role_403_then_role_and_superuser_pass() {
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}");
         assert_eq!(
             a.challenge.as_deref(),
-            Some("Bearer realm=\"movies\", error=\"insufficient_scope\", error_description=\"the subscriber role is required\"")
+            Some(
+                "Bearer realm=\"movies\", error=\"insufficient_scope\", error_description=\"the subscriber role is required\""
+            )
         );
     }
     let mut c = claims(&issuer.url);
@@ -138,13 +180,19 @@ async fn axum_require_scope_403_names_scope() {
     assert!(a.challenge.unwrap().ends_with("scope=\"admin\""));
     let mut c = claims(&issuer.url);
     c["scope"] = json!("admin films");
-    assert_eq!(call(&app, "/scoped", Some(&key.sign(&c))).await.status, StatusCode::OK);
+    assert_eq!(
+        call(&app, "/scoped", Some(&key.sign(&c))).await.status,
+        StatusCode::OK
+    );
 }
 
 /// A route whose router has no verifier installed answers 500, not 401: a setup bug.
 #[tokio::test]
 async fn axum_extractor_without_verifier_is_500() {
-    let app = Router::new().route("/me", get(|user: Authenticated| async move { user.sub.clone() }));
+    let app = Router::new().route(
+        "/me",
+        get(|user: Authenticated| async move { user.sub.clone() }),
+    );
     let a = call(&app, "/me", Some("a.b.c")).await;
     assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(a.challenge, None);

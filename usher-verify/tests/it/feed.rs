@@ -13,7 +13,12 @@ async fn feed_verifier(issuer: &Issuer, resume: Option<&str>) -> Verifier {
         builder = builder.feed_resume_from(cursor);
     }
     let v = builder.build().await.unwrap();
-    assert!(eventually(Duration::from_secs(5), || async { v.feed_cursor().is_some() }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            v.feed_last_sync() > Some(0)
+        })
+        .await
+    );
     v
 }
 
@@ -33,7 +38,9 @@ async fn feed_session_ended_refused_within_a_second() {
     v.authenticate(&mine, Mode::Feed).await.unwrap();
 
     let pushed = Instant::now();
-    issuer.fake.push(json!({"kind": "session_ended", "sid": "s1", "sub": "u1", "at": now()}));
+    issuer
+        .fake
+        .push(json!({"kind": "session_ended", "sid": "s1", "sub": "u1", "at": now()}));
     let refused = eventually(Duration::from_secs(1), || async {
         v.authenticate(&mine, Mode::Feed).await == Err(VerifyError::SessionEnded)
     })
@@ -45,7 +52,12 @@ async fn feed_session_ended_refused_within_a_second() {
 
     assert_eq!(v.feed_cursor().as_deref(), Some("c1"));
     let passed_back = eventually(Duration::from_secs(1), || async {
-        issuer.fake.cursors_seen.lock().unwrap().contains(&Some("c1".into()))
+        issuer
+            .fake
+            .cursors_seen
+            .lock()
+            .unwrap()
+            .contains(&Some("c1".into()))
     })
     .await;
     assert!(passed_back);
@@ -75,14 +87,21 @@ async fn feed_roles_changed_and_token_revoked() {
     v.authenticate(&old, Mode::Feed).await.unwrap();
     v.authenticate(&service, Mode::Feed).await.unwrap();
 
-    issuer.fake.push(json!({"kind": "roles_changed", "sub": "u1", "at": at}));
-    issuer.fake.push(json!({"kind": "token_revoked", "jti": "revoked-jti", "sub": "svc", "at": at}));
+    issuer
+        .fake
+        .push(json!({"kind": "roles_changed", "sub": "u1", "at": at}));
+    issuer
+        .fake
+        .push(json!({"kind": "token_revoked", "jti": "revoked-jti", "sub": "svc", "at": at}));
     let applied = eventually(Duration::from_secs(1), || async {
         v.authenticate(&service, Mode::Feed).await == Err(VerifyError::Revoked)
     })
     .await;
     assert!(applied);
-    assert_eq!(v.authenticate(&old, Mode::Feed).await.unwrap_err(), VerifyError::Stale);
+    assert_eq!(
+        v.authenticate(&old, Mode::Feed).await.unwrap_err(),
+        VerifyError::Stale
+    );
     v.authenticate(&fresh, Mode::Feed).await.unwrap();
 }
 
@@ -99,7 +118,10 @@ async fn feed_gone_cursor_restarts_and_refuses_older_tokens() {
     let v = feed_verifier(&issuer, Some("c-old")).await;
     let seen = issuer.fake.cursors_seen.lock().unwrap().clone();
     assert_eq!(&seen[..2], &[Some("c-old".to_owned()), None]);
-    assert_eq!(v.authenticate(&before, Mode::Feed).await.unwrap_err(), VerifyError::Stale);
+    assert_eq!(
+        v.authenticate(&before, Mode::Feed).await.unwrap_err(),
+        VerifyError::Stale
+    );
     let mut after = claims(&issuer.url);
     after["iat"] = json!(now());
     v.authenticate(&key.sign(&after), Mode::Feed).await.unwrap();
@@ -114,7 +136,12 @@ async fn feed_unknown_cursor_is_a_gap() {
     let mut before = claims(&issuer.url);
     before["iat"] = json!(now() - 30);
     let v = feed_verifier(&issuer, Some("not-a-cursor")).await;
-    assert_eq!(v.authenticate(&key.sign(&before), Mode::Feed).await.unwrap_err(), VerifyError::Stale);
+    assert_eq!(
+        v.authenticate(&key.sign(&before), Mode::Feed)
+            .await
+            .unwrap_err(),
+        VerifyError::Stale
+    );
 }
 
 /// Feed mode on a verifier without feed credentials is a setup error: 500 from
@@ -126,7 +153,12 @@ async fn feed_mode_without_credentials_is_misconfigured() {
     let v = Verifier::builder(&issuer.url, AUD).build().await.unwrap();
     assert_eq!(v.default_mode(), Mode::Offline);
     let token = key.sign(&claims(&issuer.url));
-    assert_eq!(v.authenticate(&token, Mode::Feed).await.unwrap_err(), VerifyError::Misconfigured);
-    let guard = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.authenticated().mode(Mode::Feed)));
+    assert_eq!(
+        v.authenticate(&token, Mode::Feed).await.unwrap_err(),
+        VerifyError::Misconfigured
+    );
+    let guard = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v.authenticated().mode(Mode::Feed)
+    }));
     assert!(guard.is_err());
 }

@@ -52,13 +52,21 @@ async fn jwks_forged_kids_fetch_at_most_once_per_cooldown() {
     let flood = || join_all(tokens.iter().map(|t| v.verify(t)));
 
     let results = flood().await;
-    assert!(results.iter().all(|r| r.as_ref().unwrap_err() == &VerifyError::UnknownKey));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap_err() == &VerifyError::UnknownKey)
+    );
     assert_eq!(issuer.jwks_hits(), 1, "inside the first cooldown");
 
     tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
     let known = key.sign(&claims(&issuer.url));
     let (results, known_result) = tokio::join!(flood(), v.verify(&known));
-    assert!(results.iter().all(|r| r.as_ref().unwrap_err() == &VerifyError::UnknownKey));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.as_ref().unwrap_err() == &VerifyError::UnknownKey)
+    );
     known_result.unwrap();
     assert_eq!(issuer.jwks_hits(), 2, "one shared fetch after the cooldown");
 
@@ -112,7 +120,10 @@ async fn jwks_issuer_down_warm_cache_still_verifies() {
         v.verify(&key.sign(&claims(&url))).await.unwrap();
     }
     let other = TestKey::new(1, "k2");
-    assert_eq!(v.verify(&other.sign(&claims(&url))).await.unwrap_err(), VerifyError::UnknownKey);
+    assert_eq!(
+        v.verify(&other.sign(&claims(&url))).await.unwrap_err(),
+        VerifyError::UnknownKey
+    );
 }
 
 /// A published key whose own `alg` is not RS256 is not usable: its tokens are refused
@@ -123,7 +134,10 @@ async fn jwks_key_with_other_alg_refused() {
     key.jwk["alg"] = json!("RS512");
     let issuer = Issuer::start(&[&key]).await;
     let v = verifier(&issuer, Duration::ZERO).await;
-    assert_eq!(v.verify(&key.sign(&claims(&issuer.url))).await.unwrap_err(), VerifyError::Algorithm);
+    assert_eq!(
+        v.verify(&key.sign(&claims(&issuer.url))).await.unwrap_err(),
+        VerifyError::Algorithm
+    );
     assert_eq!(issuer.jwks_hits(), 1);
 }
 
@@ -133,9 +147,18 @@ async fn jwks_key_with_other_alg_refused() {
 async fn discovery_issuer_mismatch_and_unreachable_fail_build() {
     let issuer = Issuer::start(&[&TestKey::new(0, "k1")]).await;
     *issuer.fake.discovery_issuer.lock().unwrap() = Some("https://evil.example".into());
-    let err = Verifier::builder(&issuer.url, AUD).build().await.unwrap_err();
-    assert!(matches!(err, BuildError::Unreachable(ref s) if s.contains("evil")), "{err}");
-    let err = Verifier::builder("http://127.0.0.1:9", AUD).build().await.unwrap_err();
+    let err = Verifier::builder(&issuer.url, AUD)
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BuildError::Unreachable(ref s) if s.contains("evil")),
+        "{err}"
+    );
+    let err = Verifier::builder("http://127.0.0.1:9", AUD)
+        .build()
+        .await
+        .unwrap_err();
     assert!(matches!(err, BuildError::Unreachable(_)), "{err}");
     let err = Verifier::builder("ftp://x", AUD).build().await.unwrap_err();
     assert!(matches!(err, BuildError::InvalidIssuer));

@@ -17,24 +17,50 @@ use crate::support::{AUD, Issuer, TestKey, claims, eventually};
 async fn setup(ttl: Duration) -> (Issuer, TestKey, Verifier, Router) {
     let key = TestKey::new(0, "k1");
     let issuer = Issuer::start(&[&key]).await;
-    let v = Verifier::builder(&issuer.url, AUD).live_ttl(ttl).build().await.unwrap();
+    let v = Verifier::builder(&issuer.url, AUD)
+        .live_ttl(ttl)
+        .build()
+        .await
+        .unwrap();
     let app = Router::new()
-        .route("/stream", get(|| async { "ok" }).layer(v.require_permission("films:watch_recent")))
-        .route("/watch", get(|| async { "ok" }).layer(v.require_role("subscriber").mode(Mode::Live)))
+        .route(
+            "/stream",
+            get(|| async { "ok" }).layer(v.require_permission("films:watch_recent")),
+        )
+        .route(
+            "/watch",
+            get(|| async { "ok" }).layer(v.require_role("subscriber").mode(Mode::Live)),
+        )
         .layer(v.layer());
     (issuer, key, v, app)
 }
 
 fn grant(issuer: &Issuer, sub: &str, roles: &[&str], permissions: &[&str]) {
     let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    issuer.fake.live.lock().unwrap().insert(sub.into(), (strings(roles), strings(permissions)));
+    issuer
+        .fake
+        .live
+        .lock()
+        .unwrap()
+        .insert(sub.into(), (strings(roles), strings(permissions)));
 }
 
 async fn status(app: &Router, path: &str, token: &str) -> (StatusCode, Option<String>, bool) {
     let request = Request::get(path).header(AUTHORIZATION, format!("Bearer {token}"));
-    let response = app.clone().oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
-    let challenge = response.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap().to_owned());
-    (response.status(), challenge, response.headers().contains_key(RETRY_AFTER))
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let challenge = response
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    (
+        response.status(),
+        challenge,
+        response.headers().contains_key(RETRY_AFTER),
+    )
 }
 
 /// A permission guard asks usher with the caller's token: allowed passes, refused is
@@ -53,7 +79,11 @@ async fn live_permission_allowed_refused_and_cached() {
     c["sub"] = json!("u2");
     let (code, challenge, _) = status(&app, "/stream", &key.sign(&c)).await;
     assert_eq!(code, StatusCode::FORBIDDEN);
-    assert!(challenge.unwrap().contains("the films:watch_recent permission is required"));
+    assert!(
+        challenge
+            .unwrap()
+            .contains("the films:watch_recent permission is required")
+    );
 }
 
 /// Live role check reflects a role taken away as soon as the cached answer expires,
@@ -88,12 +118,22 @@ async fn live_unreachable_is_503_and_ended_session_401() {
     issuer.fake.live_down.store(true, Ordering::SeqCst);
     let token = key.sign(&claims(&issuer.url));
     let (code, challenge, retry_after) = status(&app, "/stream", &token).await;
-    assert_eq!((code, challenge, retry_after), (StatusCode::SERVICE_UNAVAILABLE, None, true));
+    assert_eq!(
+        (code, challenge, retry_after),
+        (StatusCode::SERVICE_UNAVAILABLE, None, true)
+    );
     issuer.fake.live_down.store(false, Ordering::SeqCst);
     issuer.fake.live_ended.lock().unwrap().insert("s1".into());
     let (code, challenge, _) = status(&app, "/stream", &token).await;
     assert_eq!(code, StatusCode::UNAUTHORIZED);
-    assert!(challenge.unwrap().contains("the session of the access token has ended"));
+    assert!(
+        challenge
+            .unwrap()
+            .contains("the session of the access token has ended")
+    );
     let again = key.sign(&claims(&issuer.url));
-    assert_eq!(v.authenticate(&again, Mode::Live).await.unwrap_err(), VerifyError::SessionEnded);
+    assert_eq!(
+        v.authenticate(&again, Mode::Live).await.unwrap_err(),
+        VerifyError::SessionEnded
+    );
 }

@@ -56,12 +56,19 @@ impl TestKey {
         jwk["kid"] = json!(kid);
         jwk["alg"] = json!("RS256");
         jwk["use"] = json!("sig");
-        Self { kid: kid.into(), pem: pems()[n].clone(), jwk }
+        Self {
+            kid: kid.into(),
+            pem: pems()[n].clone(),
+            jwk,
+        }
     }
 
     /// The public key as PEM (what an `alg` confusion attack uses as HMAC secret).
     pub(crate) fn public_pem(&self) -> Vec<u8> {
-        RS256.key_pair_from_pem(&self.pem).unwrap().to_pem_public_key()
+        RS256
+            .key_pair_from_pem(&self.pem)
+            .unwrap()
+            .to_pem_public_key()
     }
 
     /// Signs `claims` under `header` (RS256).
@@ -74,7 +81,10 @@ impl TestKey {
 
     /// Signs `claims` as usher does: `{alg: RS256, typ: at+jwt, kid}`.
     pub(crate) fn sign(&self, claims: &Value) -> String {
-        self.sign_with_header(&json!({"alg": "RS256", "typ": "at+jwt", "kid": self.kid}), claims)
+        self.sign_with_header(
+            &json!({"alg": "RS256", "typ": "at+jwt", "kid": self.kid}),
+            claims,
+        )
     }
 }
 
@@ -85,7 +95,10 @@ pub(crate) fn b64(text: &str) -> String {
 
 /// Unix seconds now.
 pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// Valid usher claims for `issuer`, with a unique `jti`; tests edit them.
@@ -98,6 +111,10 @@ pub(crate) fn claims(issuer: &str) -> Value {
         "scope": "openid films", "roles": ["member"],
     })
 }
+
+/// A user's roles and permissions in the live table (`!superuser` among the roles makes
+/// the user a superuser).
+pub(crate) type Grants = (Vec<String>, Vec<String>);
 
 /// What the fake usher serves and has seen.
 #[derive(Default)]
@@ -123,7 +140,7 @@ pub(crate) struct Fake {
     /// Wakes held long polls.
     pub(crate) feed_changed: Notify,
     /// Live table: sub -> (roles, permissions).
-    pub(crate) live: Mutex<HashMap<String, (Vec<String>, Vec<String>)>>,
+    pub(crate) live: Mutex<HashMap<String, Grants>>,
     /// Sessions usher considers ended (live check answers 401).
     pub(crate) live_ended: Mutex<HashSet<String>>,
     /// Live check answers 503.
@@ -173,7 +190,12 @@ impl Issuer {
                 .await
                 .unwrap();
         });
-        Self { url, fake, stop: Some(stop), task: Some(task) }
+        Self {
+            url,
+            fake,
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
     /// Replaces the published keys.
@@ -200,7 +222,12 @@ impl Issuer {
 type AppState = (Arc<Fake>, String);
 
 async fn discovery(State((fake, url)): State<AppState>) -> Json<Value> {
-    let issuer = fake.discovery_issuer.lock().unwrap().clone().unwrap_or_else(|| url.clone());
+    let issuer = fake
+        .discovery_issuer
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| url.clone());
     Json(json!({"issuer": issuer, "jwks_uri": format!("{url}/.well-known/jwks.json")}))
 }
 
@@ -210,7 +237,11 @@ async fn jwks(State((fake, _)): State<AppState>) -> Response {
     tokio::time::sleep(delay).await;
     let keys = fake.keys.lock().unwrap().clone();
     let cache_control = fake.cache_control.lock().unwrap().clone();
-    ([(CACHE_CONTROL, cache_control)], Json(json!({ "keys": keys }))).into_response()
+    (
+        [(CACHE_CONTROL, cache_control)],
+        Json(json!({ "keys": keys })),
+    )
+        .into_response()
 }
 
 async fn revocations(
@@ -218,7 +249,10 @@ async fn revocations(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("movie-api:s3cret%3A%2F"));
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("movie-api:s3cret%3A%2F")
+    );
     if headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -233,7 +267,10 @@ async fn revocations(
     if fake.gone.lock().unwrap().contains(&since) {
         return StatusCode::GONE.into_response();
     }
-    let Some(after) = since.strip_prefix('c').and_then(|n| n.parse::<usize>().ok()) else {
+    let Some(after) = since
+        .strip_prefix('c')
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
@@ -254,10 +291,17 @@ async fn revocations(
 
 /// Reads `sub` and `sid` from a token without verifying it (the fake trusts it).
 fn subject_of(headers: &HeaderMap) -> Option<(String, Option<String>)> {
-    let token = headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ")?;
+    let token = headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")?;
     let payload = token.split('.').nth(1)?;
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    Some((claims["sub"].as_str()?.to_owned(), claims["sid"].as_str().map(str::to_owned)))
+    Some((
+        claims["sub"].as_str()?.to_owned(),
+        claims["sid"].as_str().map(str::to_owned),
+    ))
 }
 
 async fn check(
@@ -277,7 +321,13 @@ async fn check(
         return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     }
     let permission = query.get("permission").cloned().unwrap_or_default();
-    let (roles, permissions) = fake.live.lock().unwrap().get(&sub).cloned().unwrap_or_default();
+    let (roles, permissions) = fake
+        .live
+        .lock()
+        .unwrap()
+        .get(&sub)
+        .cloned()
+        .unwrap_or_default();
     let superuser = roles.iter().any(|r| r == "!superuser");
     let roles: Vec<String> = roles.into_iter().filter(|r| r != "!superuser").collect();
     let mut body = json!({

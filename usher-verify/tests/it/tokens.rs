@@ -13,7 +13,11 @@ use crate::support::{AUD, Issuer, TestKey, b64, claims, eventually, now};
 async fn setup(leeway: Duration) -> (Issuer, TestKey, Verifier) {
     let key = TestKey::new(0, "k1");
     let issuer = Issuer::start(&[&key]).await;
-    let v = Verifier::builder(&issuer.url, AUD).leeway(leeway).build().await.unwrap();
+    let v = Verifier::builder(&issuer.url, AUD)
+        .leeway(leeway)
+        .build()
+        .await
+        .unwrap();
     (issuer, key, v)
 }
 
@@ -27,7 +31,10 @@ fn edit(mut claims: Value, key: &str, value: Value) -> Value {
 async fn token_valid_gives_typed_claims() {
     let (issuer, key, v) = setup(Duration::from_secs(5)).await;
     let c = v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
-    assert_eq!((c.sub.as_str(), c.client_id.as_str(), c.sid.as_deref()), ("u1", "web", Some("s1")));
+    assert_eq!(
+        (c.sub.as_str(), c.client_id.as_str(), c.sid.as_deref()),
+        ("u1", "web", Some("s1"))
+    );
     assert!(c.has_scope("films") && c.has_role("member") && !c.superuser);
     let mut other = claims(&issuer.url);
     other["aud"] = json!(["billing", AUD]);
@@ -47,12 +54,20 @@ async fn token_alg_confusion_and_none_refused() {
         let header = b64(&json!({"alg": alg, "typ": "at+jwt", "kid": key.kid}).to_string());
         let input = format!("{header}.{body}");
         let signature = match alg {
-            "HS256" => HS256.signer_from_bytes(key.public_pem()).unwrap().sign(input.as_bytes()).unwrap(),
+            "HS256" => HS256
+                .signer_from_bytes(key.public_pem())
+                .unwrap()
+                .sign(input.as_bytes())
+                .unwrap(),
             "none" => Vec::new(),
             _ => vec![0u8; 256],
         };
         let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature));
-        assert_eq!(v.verify(&token).await.unwrap_err(), VerifyError::Algorithm, "{alg}");
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::Algorithm,
+            "{alg}"
+        );
     }
 }
 
@@ -64,9 +79,15 @@ async fn token_bad_signature_refused() {
     let parts: Vec<&str> = token.split('.').collect();
     let forged = edit(claims(&issuer.url), "superuser", json!(true));
     let tampered = format!("{}.{}.{}", parts[0], b64(&forged.to_string()), parts[2]);
-    assert_eq!(v.verify(&tampered).await.unwrap_err(), VerifyError::BadSignature);
+    assert_eq!(
+        v.verify(&tampered).await.unwrap_err(),
+        VerifyError::BadSignature
+    );
     let impostor = TestKey::new(1, "k1").sign(&claims(&issuer.url));
-    assert_eq!(v.verify(&impostor).await.unwrap_err(), VerifyError::BadSignature);
+    assert_eq!(
+        v.verify(&impostor).await.unwrap_err(),
+        VerifyError::BadSignature
+    );
 }
 
 /// Expiry with leeway (RFC 7519 §4.1.4): 2 s past `exp` passes with 5 s leeway and fails
@@ -74,12 +95,22 @@ async fn token_bad_signature_refused() {
 #[tokio::test]
 async fn token_expired_refused_with_and_without_leeway() {
     let (issuer, key, lenient) = setup(Duration::from_secs(5)).await;
-    let strict = Verifier::builder(&issuer.url, AUD).leeway(Duration::ZERO).build().await.unwrap();
+    let strict = Verifier::builder(&issuer.url, AUD)
+        .leeway(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
     let just = key.sign(&edit(claims(&issuer.url), "exp", json!(now() - 2)));
     lenient.verify(&just).await.unwrap();
-    assert_eq!(strict.verify(&just).await.unwrap_err(), VerifyError::Expired);
+    assert_eq!(
+        strict.verify(&just).await.unwrap_err(),
+        VerifyError::Expired
+    );
     let long = key.sign(&edit(claims(&issuer.url), "exp", json!(now() - 10)));
-    assert_eq!(lenient.verify(&long).await.unwrap_err(), VerifyError::Expired);
+    assert_eq!(
+        lenient.verify(&long).await.unwrap_err(),
+        VerifyError::Expired
+    );
 }
 
 /// Not-before with leeway (RFC 7519 §4.1.5): `nbf` 2 s ahead passes with 5 s leeway and
@@ -87,19 +118,33 @@ async fn token_expired_refused_with_and_without_leeway() {
 #[tokio::test]
 async fn token_not_yet_valid_refused_with_and_without_leeway() {
     let (issuer, key, lenient) = setup(Duration::from_secs(5)).await;
-    let strict = Verifier::builder(&issuer.url, AUD).leeway(Duration::ZERO).build().await.unwrap();
+    let strict = Verifier::builder(&issuer.url, AUD)
+        .leeway(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
     let soon = key.sign(&edit(claims(&issuer.url), "nbf", json!(now() + 2)));
     lenient.verify(&soon).await.unwrap();
-    assert_eq!(strict.verify(&soon).await.unwrap_err(), VerifyError::NotYetValid);
+    assert_eq!(
+        strict.verify(&soon).await.unwrap_err(),
+        VerifyError::NotYetValid
+    );
     let later = key.sign(&edit(claims(&issuer.url), "nbf", json!(now() + 60)));
-    assert_eq!(lenient.verify(&later).await.unwrap_err(), VerifyError::NotYetValid);
+    assert_eq!(
+        lenient.verify(&later).await.unwrap_err(),
+        VerifyError::NotYetValid
+    );
 }
 
 /// A token already in the verified cache is still refused once it expires.
 #[tokio::test]
 async fn token_cached_still_expires() {
     let (issuer, key, _) = setup(Duration::ZERO).await;
-    let v = Verifier::builder(&issuer.url, AUD).leeway(Duration::ZERO).build().await.unwrap();
+    let v = Verifier::builder(&issuer.url, AUD)
+        .leeway(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
     let token = key.sign(&edit(claims(&issuer.url), "exp", json!(now() + 1)));
     v.verify(&token).await.unwrap();
     let expired = eventually(Duration::from_secs(5), || async {
@@ -115,11 +160,20 @@ async fn token_wrong_audience_and_issuer_refused() {
     let (issuer, key, v) = setup(Duration::from_secs(5)).await;
     for aud in [json!("billing"), json!(["billing", "web"]), json!([])] {
         let token = key.sign(&edit(claims(&issuer.url), "aud", aud));
-        assert_eq!(v.verify(&token).await.unwrap_err(), VerifyError::WrongAudience);
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::WrongAudience
+        );
     }
-    for iss in [json!("https://evil.example"), json!(format!("{}/", issuer.url))] {
+    for iss in [
+        json!("https://evil.example"),
+        json!(format!("{}/", issuer.url)),
+    ] {
         let token = key.sign(&edit(claims(&issuer.url), "iss", iss));
-        assert_eq!(v.verify(&token).await.unwrap_err(), VerifyError::WrongIssuer);
+        assert_eq!(
+            v.verify(&token).await.unwrap_err(),
+            VerifyError::WrongIssuer
+        );
     }
 }
 
@@ -129,7 +183,11 @@ async fn token_wrong_audience_and_issuer_refused() {
 async fn token_wrong_typ_refused() {
     let (issuer, key, v) = setup(Duration::from_secs(5)).await;
     let c = claims(&issuer.url);
-    for (typ, ok) in [(json!("application/at+jwt"), true), (json!("JWT"), false), (Value::Null, false)] {
+    for (typ, ok) in [
+        (json!("application/at+jwt"), true),
+        (json!("JWT"), false),
+        (Value::Null, false),
+    ] {
         let mut header = json!({"alg": "RS256", "kid": key.kid});
         if !typ.is_null() {
             header["typ"] = typ.clone();
@@ -149,8 +207,14 @@ async fn token_malformed_and_missing_kid_refused() {
     let (issuer, key, v) = setup(Duration::from_secs(5)).await;
     let mut c = claims(&issuer.url);
     c.as_object_mut().unwrap().remove("jti");
-    assert_eq!(v.verify(&key.sign(&c)).await.unwrap_err(), VerifyError::Malformed);
-    assert_eq!(v.verify("not-a-token").await.unwrap_err(), VerifyError::Malformed);
+    assert_eq!(
+        v.verify(&key.sign(&c)).await.unwrap_err(),
+        VerifyError::Malformed
+    );
+    assert_eq!(
+        v.verify("not-a-token").await.unwrap_err(),
+        VerifyError::Malformed
+    );
     let header = json!({"alg": "RS256", "typ": "at+jwt"});
     let token = key.sign_with_header(&header, &claims(&issuer.url));
     assert_eq!(v.verify(&token).await.unwrap_err(), VerifyError::UnknownKey);
