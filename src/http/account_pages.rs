@@ -15,7 +15,7 @@ use super::pages::{
     service_error, take_flash, to_login,
 };
 use crate::AppState;
-use crate::clock::rfc3339;
+use crate::clock::human;
 use crate::service::accounts::{self, ProfileChange};
 use crate::service::authorize::BrowserLogin;
 use crate::service::{ServiceError, clients, sessions};
@@ -25,11 +25,13 @@ fn back() -> Response {
     Redirect::to("/account").into_response()
 }
 
-fn client_words(client_id: &str) -> String {
+async fn client_words(app: &AppState, client_id: &str) -> String {
     if client_id == sessions::BROWSER_CLIENT {
-        "usher sign-in".to_owned()
-    } else {
-        client_id.to_owned()
+        return "usher sign-in".to_owned();
+    }
+    match clients::find(app, client_id).await {
+        Ok(Some(c)) => c.client_name.clone(),
+        _ => client_id.to_owned(),
     }
 }
 
@@ -47,23 +49,23 @@ pub async fn account(State(app): State<AppState>, session: Session) -> Response 
 async fn render_account(app: &AppState, session: &Session, login: &BrowserLogin) -> Result<Response, ServiceError> {
     let user = accounts::current_user(app, &login.user_id).await?;
     let records = sessions::live_records(app, &login.user_id).await?;
-    let rows = records
-        .into_iter()
-        .map(|s| SessionRow {
+    let mut rows = Vec::with_capacity(records.len());
+    for s in records {
+        rows.push(SessionRow {
             this_device: s.id == login.sid || s.parent_sid.as_deref() == Some(login.sid.as_str()),
             device: device(s.user_agent.as_deref()),
-            client: client_words(&s.client_id),
+            client: client_words(app, &s.client_id).await,
             ip: s.ip.unwrap_or_else(|| "unknown".into()),
-            started_at: rfc3339(s.started_at),
-            last_used_at: rfc3339(s.last_used_at),
+            started_at: human(s.started_at),
+            last_used_at: human(s.last_used_at),
             id: s.id,
-        })
-        .collect();
+        });
+    }
     let mut consents = Vec::new();
     for (client_id, scope, at) in app.store.list_consents(&login.user_id).await? {
         let name = clients::find(app, &client_id).await?.map(|c| c.client_name.clone()).unwrap_or_else(|| client_id.clone());
         let scopes: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(scope_words).collect();
-        consents.push(ConsentRow { client_id, name, scopes: scopes.join("; "), granted_at: rfc3339(at) });
+        consents.push(ConsentRow { client_id, name, scopes: scopes.join("; "), granted_at: human(at) });
     }
     let (notice, errors) = take_flash(session).await;
     let csrf = csrf_token(session).await?;
@@ -231,7 +233,9 @@ pub async fn history(
         .items
         .into_iter()
         .map(|i| HistoryRow {
-            at: i.at.replace('T', " ").trim_end_matches('Z').to_owned(),
+            at: time::OffsetDateTime::parse(&i.at, &time::format_description::well_known::Rfc3339)
+                .map(|t| human(t.unix_timestamp()))
+                .unwrap_or(i.at),
             outcome: match i.outcome.as_str() {
                 "success" => "Signed in",
                 "bad_credentials" => "Wrong password",

@@ -12,6 +12,7 @@ mod admin_roles;
 mod admin_users;
 mod authorize;
 mod authz_check;
+mod browser;
 mod introspection;
 mod oidc_client;
 mod pages;

@@ -72,6 +72,16 @@ pub async fn grant(
     if app.feed.is_session_ended(&code.browser_sid) {
         return Err(invalid());
     }
+    // The new session belongs to the viewer's browser, not to the client's server that
+    // redeems the code: it takes the browser session's address and user agent.
+    let browser = app.store.find_session(&code.browser_sid).await?;
+    let device = match &browser {
+        Some(b) => RequestMeta {
+            ip: b.ip.as_deref().and_then(|ip| ip.parse().ok()),
+            user_agent: b.user_agent.clone(),
+        },
+        None => meta.clone(),
+    };
     let (session, refresh) = sessions::start(
         app,
         sessions::NewSession {
@@ -79,7 +89,7 @@ pub async fn grant(
             client_id: &client.client_id,
             scope: &req.scope,
             auth_time: code.auth_time,
-            meta,
+            meta: &device,
             event: None,
             parent_sid: Some(&code.browser_sid),
         },

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod webdriver;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
