@@ -8,10 +8,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::extract::{ApiBearer, Fields, JsonObject};
+use super::extract::{ClientsManager, Fields, JsonObject};
 use super::problem::Problem;
 use crate::AppState;
-use crate::service::authz::{self, CLIENTS_MANAGE};
 use crate::service::client_registry::{self, ClientInput};
 
 fn client_input(fields: &mut Fields) -> ClientInput {
@@ -29,18 +28,16 @@ fn client_input(fields: &mut Fields) -> ClientInput {
 }
 
 /// `GET /api/v1/clients`.
-pub async fn list(State(app): State<AppState>, ApiBearer(c): ApiBearer) -> Result<Response, Problem> {
-    authz::require(&app, &c, CLIENTS_MANAGE).await?;
+pub async fn list(State(app): State<AppState>, ClientsManager(_): ClientsManager) -> Result<Response, Problem> {
     Ok(Json(json!({ "items": client_registry::list(&app).await? })).into_response())
 }
 
 /// `POST /api/v1/clients`.
 pub async fn create(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    ClientsManager(_): ClientsManager,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, CLIENTS_MANAGE).await?;
     let input = client_input(&mut fields);
     fields.finish(Vec::new())?;
     let view = client_registry::create(&app, input).await?;
@@ -54,21 +51,19 @@ pub async fn create(
 /// `GET /api/v1/clients/{client_id}`.
 pub async fn get(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    ClientsManager(_): ClientsManager,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, CLIENTS_MANAGE).await?;
     Ok(Json(client_registry::get(&app, &id).await?).into_response())
 }
 
 /// `PATCH /api/v1/clients/{client_id}` (with `rotate_secret: true` to issue a new secret).
 pub async fn update(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    ClientsManager(_): ClientsManager,
     Path(id): Path<String>,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, CLIENTS_MANAGE).await?;
     let mut input = client_input(&mut fields);
     input.rotate_secret = fields.optional_bool("rotate_secret").unwrap_or(false);
     fields.finish(Vec::new())?;
@@ -78,10 +73,9 @@ pub async fn update(
 /// `DELETE /api/v1/clients/{client_id}`.
 pub async fn delete(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    ClientsManager(_): ClientsManager,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    authz::require(&app, &c, CLIENTS_MANAGE).await?;
     client_registry::delete(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -448,6 +448,37 @@ impl FromRequestParts<AppState> for ApiBearer {
     }
 }
 
+/// A caller allowed to manage roles, assignments and users (`roles:manage` or
+/// superuser). Checked before the body is read: 401, then 403.
+#[derive(Debug, Clone)]
+pub struct RolesManager(pub Arc<AccessClaims>);
+
+/// A caller allowed to register clients (`clients:manage` or superuser).
+#[derive(Debug, Clone)]
+pub struct ClientsManager(pub Arc<AccessClaims>);
+
+async fn admin(parts: &Parts, state: &AppState, permission: &'static str) -> Result<Arc<AccessClaims>, Problem> {
+    let claims = authenticate_parts(parts, state, false).map_err(Problem::bearer)?;
+    crate::service::authz::require(state, &claims, permission).await?;
+    Ok(claims)
+}
+
+impl FromRequestParts<AppState> for RolesManager {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        admin(parts, state, crate::service::authz::ROLES_MANAGE).await.map(Self)
+    }
+}
+
+impl FromRequestParts<AppState> for ClientsManager {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        admin(parts, state, crate::service::authz::CLIENTS_MANAGE).await.map(Self)
+    }
+}
+
 /// A valid access token if one is sent; `None` without an `Authorization: Bearer`
 /// header. A bad token is refused, never taken for anonymous.
 #[derive(Debug, Clone)]

@@ -30,7 +30,7 @@ fn invalid_client() -> Problem {
 
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
     let creds = basic_credentials(headers).ok_or_else(invalid_client)?.map_err(|_| invalid_client())?;
-    match clients::authenticate(app, &creds).await {
+    match clients::authenticate_secret(app, &creds).await {
         Ok(client) if !client.is_public() => Ok(()),
         Ok(_) | Err(ServiceError::OAuth(_)) => Err(invalid_client()),
         Err(other) => Err(other.into()),

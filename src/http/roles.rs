@@ -7,10 +7,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::extract::{ApiBearer, Fields, JsonObject};
+use super::extract::{RolesManager, Fields, JsonObject};
 use super::problem::Problem;
 use crate::AppState;
-use crate::service::authz::{self, ROLES_MANAGE};
 use crate::service::roles::{self, RoleInput};
 
 fn role_input(fields: &mut Fields) -> RoleInput {
@@ -22,18 +21,16 @@ fn role_input(fields: &mut Fields) -> RoleInput {
 }
 
 /// `GET /api/v1/roles`.
-pub async fn list(State(app): State<AppState>, ApiBearer(c): ApiBearer) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
+pub async fn list(State(app): State<AppState>, RolesManager(_): RolesManager) -> Result<Response, Problem> {
     Ok(Json(json!({ "items": roles::list(&app).await? })).into_response())
 }
 
 /// `POST /api/v1/roles`.
 pub async fn create(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     let input = role_input(&mut fields);
     let mut rules = roles::check_role_input(&input);
     if input.name.is_none() {
@@ -54,21 +51,19 @@ pub async fn create(
 /// `GET /api/v1/roles/{role_id}`.
 pub async fn get(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     Ok(Json(roles::get(&app, &id).await?).into_response())
 }
 
 /// `PATCH /api/v1/roles/{role_id}`.
 pub async fn update(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path(id): Path<String>,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     let input = role_input(&mut fields);
     fields.finish(roles::check_role_input(&input))?;
     Ok(Json(roles::update(&app, &id, input).await?).into_response())
@@ -77,10 +72,9 @@ pub async fn update(
 /// `DELETE /api/v1/roles/{role_id}`.
 pub async fn delete(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     roles::delete(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

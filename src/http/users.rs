@@ -8,19 +8,17 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::account::parse_limit;
-use super::extract::{ApiBearer, JsonObject, Query};
+use super::extract::{RolesManager, JsonObject, Query};
 use super::problem::Problem;
 use crate::AppState;
-use crate::service::authz::{self, ROLES_MANAGE};
 use crate::service::{FieldError, roles, users};
 
 /// `GET /api/v1/users?login=PREFIX&limit=&cursor=`.
 pub async fn list(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     query: Query,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     let limit = parse_limit(&query)?;
     let prefix = query.get("login").unwrap_or("");
     if prefix.chars().count() > 64 {
@@ -32,21 +30,19 @@ pub async fn list(
 /// `GET /api/v1/users/{user_id}`.
 pub async fn get(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     Ok(Json(users::get(&app, &id).await?).into_response())
 }
 
 /// `PATCH /api/v1/users/{user_id}`: `{blocked}`.
 pub async fn update(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path(id): Path<String>,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     let blocked = fields.optional_bool("blocked");
     let rules = if blocked.is_none() {
         vec![FieldError::new("blocked", "required", "is required")]
@@ -61,20 +57,18 @@ pub async fn update(
 /// `GET /api/v1/users/{user_id}/roles`.
 pub async fn roles_of(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     Ok(Json(json!({ "items": roles::user_roles(&app, &id).await? })).into_response())
 }
 
 /// `PUT /api/v1/users/{user_id}/roles/{role_id}`.
 pub async fn assign(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path((user_id, role_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     roles::assign(&app, &user_id, &role_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -82,10 +76,9 @@ pub async fn assign(
 /// `DELETE /api/v1/users/{user_id}/roles/{role_id}`.
 pub async fn unassign(
     State(app): State<AppState>,
-    ApiBearer(c): ApiBearer,
+    RolesManager(_): RolesManager,
     Path((user_id, role_id)): Path<(String, String)>,
 ) -> Result<StatusCode, Problem> {
-    authz::require(&app, &c, ROLES_MANAGE).await?;
     roles::unassign(&app, &user_id, &role_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -234,7 +234,9 @@ pub fn authenticate(app: &AppState, token: &str) -> Result<Arc<AccessClaims>, Be
     {
         return Err(BearerError::SessionEnded);
     }
-    if claims.sid.is_none() && app.feed.is_token_revoked(&claims.jti) {
+    if (claims.sid.is_none() && app.feed.is_token_revoked(&claims.jti))
+        || app.feed.is_client_deleted(&claims.client_id, claims.iat)
+    {
         return Err(BearerError::Revoked);
     }
     Ok(claims)

@@ -39,7 +39,7 @@ impl ClientCache {
 
     /// Applies a feed entry.
     pub fn on_change(&self, change: &ChangeRecord) {
-        if change.kind == CLIENT_CHANGED
+        if (change.kind == CLIENT_CHANGED || change.kind == super::feed::CLIENT_DELETED)
             && let Some(id) = &change.sub
         {
             self.0.invalidate(id);
@@ -182,6 +182,22 @@ pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Arc<Client>>
     let client = Arc::new(Client::from_record(record));
     app.clients.0.insert(client_id.to_owned(), client.clone());
     Ok(Some(client))
+}
+
+/// Authenticates a confidential client by its secret, whichever secret method it is
+/// registered with (endpoints that only take HTTP Basic, like the revocation feed).
+pub async fn authenticate_secret(app: &AppState, creds: &Credentials) -> Result<Arc<Client>, ServiceError> {
+    let Some(client) = find(app, &creds.client_id).await? else {
+        return Err(invalid_client());
+    };
+    let (Some(secret), Some(stored)) = (&creds.secret, &client.secret_hash) else {
+        return Err(invalid_client());
+    };
+    let presented = sha256_hex(secret.expose_secret().as_bytes());
+    if !constant_time_eq(presented.as_bytes(), stored.as_bytes()) {
+        return Err(invalid_client());
+    }
+    Ok(client)
 }
 
 /// Authenticates a client at the token endpoint. Unknown client, wrong secret, or a

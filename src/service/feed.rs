@@ -25,6 +25,8 @@ pub const SESSION_ENDED: &str = "session_ended";
 pub const ROLES_CHANGED: &str = "roles_changed";
 /// Feed entry kind: a client was changed or deleted (`sub` = client id).
 pub const CLIENT_CHANGED: &str = "client_changed";
+/// Feed entry kind: a client was deleted (`sub` = client id); its tokens are refused.
+pub const CLIENT_DELETED: &str = "client_deleted";
 /// Feed entry kind: an access token without a session was revoked (`jti`).
 pub const TOKEN_REVOKED: &str = "token_revoked";
 
@@ -38,6 +40,7 @@ type Listener = Box<dyn Fn(&ChangeRecord) + Send + Sync>;
 pub struct ChangeFeed {
     ended: RwLock<HashMap<String, i64>>,
     revoked: RwLock<HashMap<String, i64>>,
+    deleted_clients: RwLock<HashMap<String, i64>>,
     synced_seq: AtomicI64,
     retention_secs: i64,
     notify: Notify,
@@ -59,6 +62,7 @@ impl ChangeFeed {
         Self {
             ended: RwLock::new(HashMap::new()),
             revoked: RwLock::new(HashMap::new()),
+            deleted_clients: RwLock::new(HashMap::new()),
             synced_seq: AtomicI64::new(0),
             retention_secs,
             notify: Notify::new(),
@@ -90,6 +94,15 @@ impl ChangeFeed {
             .contains_key(jti)
     }
 
+    /// True when the client was deleted at or after `issued_at` (its tokens are dead).
+    pub fn is_client_deleted(&self, client_id: &str, issued_at: i64) -> bool {
+        self.deleted_clients
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(client_id)
+            .is_some_and(|at| *at >= issued_at)
+    }
+
     /// Applies entries (idempotent) and wakes waiters.
     pub fn apply(&self, changes: &[ChangeRecord]) {
         if changes.is_empty() {
@@ -105,6 +118,19 @@ impl ChangeFeed {
                     && let Some(sid) = &c.sid
                 {
                     ended.insert(sid.clone(), c.at);
+                }
+            }
+        }
+        if changes.iter().any(|c| c.kind == CLIENT_DELETED) {
+            let mut deleted = self
+                .deleted_clients
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for c in changes {
+                if c.kind == CLIENT_DELETED
+                    && let Some(id) = &c.sub
+                {
+                    deleted.insert(id.clone(), c.at);
                 }
             }
         }
@@ -168,6 +194,10 @@ impl ChangeFeed {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, at| *at >= cutoff);
         self.revoked
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, at| *at >= cutoff);
+        self.deleted_clients
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, at| *at >= cutoff);

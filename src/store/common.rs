@@ -820,7 +820,7 @@ macro_rules! impl_store {
                             .await?,
                     );
                 }
-                changes.push(insert_change(&mut tx, "client_changed", None, Some(client_id), now).await?);
+                changes.push(insert_change(&mut tx, "client_deleted", None, Some(client_id), now).await?);
                 commit(tx).await?;
                 Ok(Some(changes))
             }

@@ -118,6 +118,11 @@ backend_test! {
         let t = app.post_form_basic("/oauth2/token", id, secret, &[("grant_type", "password"), ("username", &u.login), ("password", PASSWORD)]).await;
         let access = t.body["access_token"].as_str().unwrap();
         assert_eq!(app.get("/api/v1/users/me", Some(access)).await.status, StatusCode::OK);
+        let (sid, ssecret) = app.service_client(&admin.tokens.access).await;
+        let service = app.post_form_basic("/oauth2/token", &sid, &ssecret, &[("grant_type", "client_credentials")]).await;
+        let service_token = service.body["access_token"].as_str().unwrap().to_owned();
+        app.call(Method::DELETE, &format!("/api/v1/clients/{sid}"), token, None).await;
+        assert_problem(&app.get("/api/v1/authz/check?permission=a:b", Some(&service_token)).await, 401, "token_revoked");
         let r = app.call(Method::DELETE, &format!("/api/v1/clients/{id}"), token, None).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         assert_problem(&app.get("/api/v1/users/me", Some(access)).await, 401, "session_ended");

@@ -30,6 +30,10 @@ backend_test! {
         let plain = app.user().await;
         let r = app.get("/api/v1/roles", Some(&plain.tokens.access)).await;
         assert_problem(&r, 403, "forbidden");
+        // The permission is checked before the body is even read.
+        let r = read(app.client.post(app.url("/api/v1/roles")).bearer_auth(&plain.tokens.access)
+            .header("content-type", "text/plain").body("not json").send().await.unwrap()).await;
+        assert_problem(&r, 403, "forbidden");
         assert_eq!(r.body["detail"], "this needs the roles:manage permission");
         let admin = app.superuser().await;
         let created = app.call(Method::POST, "/api/v1/roles", Some(&admin.tokens.access),

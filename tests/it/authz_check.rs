@@ -22,10 +22,14 @@ backend_test! {
         app.call(Method::PATCH, &format!("/api/v1/roles/{anonymous}"), Some(&admin.tokens.access), Some(json!({"permissions": ["films:list"]}))).await;
         let r = app.get("/api/v1/authz/check?permission=films:list", None).await;
         assert_eq!(r.body["allowed"], true);
-        // What anonymous may do, every user may do too.
+        // What anonymous may do, every user and every service may do too.
         let u = app.user().await;
         let r = app.get("/api/v1/authz/check?permission=films:list", Some(&u.tokens.access)).await;
         assert_eq!(r.body["allowed"], true);
+        let (id, secret) = app.service_client(&admin.tokens.access).await;
+        let t = app.post_form_basic("/oauth2/token", &id, &secret, &[("grant_type", "client_credentials")]).await;
+        let r = app.get("/api/v1/authz/check?permission=films:list", Some(t.body["access_token"].as_str().unwrap())).await;
+        assert_eq!(r.body, json!({"allowed": true, "subject": id, "roles": ["anonymous"]}));
     }
 }
 

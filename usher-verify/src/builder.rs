@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cache::VerifiedCache;
 use crate::claims::Expected;
 use crate::feed::{self, FeedConfig, FeedState};
 use crate::jwks::{KeyCache, KeyCacheConfig};
@@ -230,12 +231,9 @@ impl VerifierBuilder {
             }
             None => (None, None),
         };
-        let verified = self.verified_cache.map(|(capacity, ttl)| {
-            moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build()
-        });
+        let verified = self
+            .verified_cache
+            .map(|(capacity, ttl)| VerifiedCache::new(capacity, ttl));
         Ok(Verifier {
             inner: Arc::new(Inner {
                 realm: self.realm.unwrap_or_else(|| self.audience.clone()).into(),

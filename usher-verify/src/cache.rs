@@ -55,7 +55,9 @@ pub(crate) struct VerifiedCache {
 
 impl std::fmt::Debug for VerifiedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifiedCache").field("ttl", &self.ttl).finish_non_exhaustive()
+        f.debug_struct("VerifiedCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
     }
 }
 

@@ -52,6 +52,7 @@
 //! one refetch per cooldown (30 s by default), shared by all concurrent requests.
 
 mod builder;
+mod cache;
 mod claims;
 mod error;
 mod extract;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use sha2::Digest;
 
+use crate::cache::VerifiedCache;
 use crate::claims::{self, Expected};
 use crate::feed::FeedState;
 use crate::jwks::KeyCache;
@@ -49,7 +50,7 @@ pub enum Requirement {
 pub(crate) struct Inner {
     pub(crate) expected: Expected,
     pub(crate) keys: Arc<KeyCache>,
-    pub(crate) verified: Option<moka::sync::Cache<[u8; 32], Arc<Claims>>>,
+    pub(crate) verified: Option<VerifiedCache>,
     pub(crate) feed: Option<Arc<FeedState>>,
     pub(crate) feed_task: Option<tokio::task::AbortHandle>,
     pub(crate) live: LiveChecker,
