@@ -1,14 +1,14 @@
 //! The body of [`super::Store`] shared by both backends. `impl_store!` is expanded once in
 //! `sqlite.rs` and once in `postgres.rs`; each of those modules supplies the few
-//! non-portable pieces it calls by name: `Db`, `begin_write`, `lock_changes`, `migrator`
-//! and `map_err`.
+//! non-portable pieces it calls by name: `Db`, `WriteTx` (a write transaction, derefs to
+//! the connection), `Self::begin_write`, `lock_changes`, `migrator` and `map_err`.
 
 /// Implements [`super::Store`] for `$name` (a struct with a `pool` field).
 macro_rules! impl_store {
     ($name:ident, $backend:literal) => {
         /// Inserts one feed entry inside `tx` (after `lock_changes`, so seq order is commit order).
         async fn insert_change(
-            tx: &mut sqlx::Transaction<'static, Db>,
+            tx: &mut WriteTx,
             kind: &str,
             sid: Option<&str>,
             sub: Option<&str>,
@@ -19,7 +19,7 @@ macro_rules! impl_store {
 
         /// [`insert_change`] with a token id.
         async fn insert_change_jti(
-            tx: &mut sqlx::Transaction<'static, Db>,
+            tx: &mut WriteTx,
             kind: &str,
             sid: Option<&str>,
             sub: Option<&str>,
@@ -59,7 +59,7 @@ macro_rules! impl_store {
 
         /// Replaces the permissions of `role_id` inside `tx`.
         async fn write_permissions(
-            tx: &mut sqlx::Transaction<'static, Db>,
+            tx: &mut WriteTx,
             role_id: &str,
             permissions: &[String],
         ) -> Result<(), StoreError> {
@@ -97,7 +97,7 @@ macro_rules! impl_store {
 
         /// Ends every live session of `user_id` outside the family of `except`, inside `tx`.
         async fn end_sessions_in(
-            tx: &mut sqlx::Transaction<'static, Db>,
+            tx: &mut WriteTx,
             user_id: &str,
             except: Option<&str>,
             reason: &str,
@@ -132,7 +132,7 @@ macro_rules! impl_store {
 
         /// Ends the family of `sid` (itself, its parent, its children) inside `tx`.
         async fn end_family_in(
-            tx: &mut sqlx::Transaction<'static, Db>,
+            tx: &mut WriteTx,
             sid: &str,
             reason: &str,
             now: i64,
@@ -151,8 +151,8 @@ macro_rules! impl_store {
             Ok(changes)
         }
 
-        async fn commit(tx: sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
-            tx.commit().await.map_err(map_err)
+        async fn commit(tx: WriteTx) -> Result<(), StoreError> {
+            tx.tx.commit().await.map_err(map_err)
         }
 
         #[async_trait]
@@ -244,7 +244,7 @@ macro_rules! impl_store {
                 keep_sid: Option<&str>,
                 now: i64,
             ) -> Result<Vec<ChangeRecord>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let updated = sqlx::query(sql::SET_PASSWORD)
                     .bind(user_id)
                     .bind(password_hash)
@@ -266,7 +266,7 @@ macro_rules! impl_store {
                 user: &UserRecord,
                 now: i64,
             ) -> Result<(UserRecord, bool, Vec<ChangeRecord>), StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let existing = sqlx::query_as::<_, UserRecord>(sql::FIND_USER_BY_LOGIN)
                     .bind(user.login.to_lowercase())
                     .fetch_optional(&mut *tx)
@@ -328,7 +328,7 @@ macro_rules! impl_store {
                 refresh: Option<&RefreshTokenRecord>,
                 event: Option<&NewLoginEvent>,
             ) -> Result<(), StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(sql::INSERT_SESSION)
                     .bind(&session.id)
                     .bind(&session.user_id)
@@ -374,7 +374,7 @@ macro_rules! impl_store {
                 next: &RefreshTokenRecord,
                 now: i64,
             ) -> Result<Rotation, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let marked: Option<(String,)> = sqlx::query_as(sql::MARK_REFRESH_USED)
                     .bind(presented)
                     .bind(client_id)
@@ -484,7 +484,7 @@ macro_rules! impl_store {
                 reason: &str,
                 now: i64,
             ) -> Result<Vec<ChangeRecord>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let owner: Option<(String,)> = sqlx::query_as(sql::LIVE_SESSION_OWNER)
                     .bind(sid)
                     .fetch_optional(&mut *tx)
@@ -505,7 +505,7 @@ macro_rules! impl_store {
                 reason: &str,
                 now: i64,
             ) -> Result<Vec<ChangeRecord>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let changes = end_sessions_in(&mut tx, user_id, except, reason, now).await?;
                 commit(tx).await?;
                 Ok(changes)
@@ -590,7 +590,7 @@ macro_rules! impl_store {
             }
 
             async fn insert_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(sql::INSERT_ROLE)
                     .bind(&role.id)
                     .bind(&role.name)
@@ -608,7 +608,7 @@ macro_rules! impl_store {
             }
 
             async fn update_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(sql::UPDATE_ROLE)
                     .bind(&role.id)
                     .bind(&role.name)
@@ -627,7 +627,7 @@ macro_rules! impl_store {
             }
 
             async fn delete_role(&self, id: &str, now: i64) -> Result<Option<ChangeRecord>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(sql::DELETE_ROLE)
                     .bind(id)
                     .execute(&mut *tx)
@@ -656,7 +656,7 @@ macro_rules! impl_store {
                 role_id: &str,
                 now: i64,
             ) -> Result<ChangeRecord, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 for (sql_text, id) in [(sql::EXISTS_USER, user_id), (sql::EXISTS_ROLE, role_id)] {
                     let found: Option<(String,)> = sqlx::query_as(sql_text)
                         .bind(id)
@@ -685,7 +685,7 @@ macro_rules! impl_store {
                 role_id: &str,
                 now: i64,
             ) -> Result<ChangeRecord, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query(sql::UNASSIGN_ROLE)
                     .bind(user_id)
                     .bind(role_id)
@@ -722,7 +722,7 @@ macro_rules! impl_store {
                 blocked: bool,
                 now: i64,
             ) -> Result<(UserRecord, Vec<ChangeRecord>), StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let user = sqlx::query_as::<_, UserRecord>(sql::SET_BLOCKED)
                     .bind(user_id)
                     .bind(blocked)
@@ -771,7 +771,7 @@ macro_rules! impl_store {
             }
 
             async fn update_client(&self, client: &ClientRecord) -> Result<ChangeRecord, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client)
                     .bind(client.updated_at)
                     .execute(&mut *tx)
@@ -797,7 +797,7 @@ macro_rules! impl_store {
                 client_id: &str,
                 now: i64,
             ) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(sql::DELETE_CLIENT)
                     .bind(client_id)
                     .execute(&mut *tx)
@@ -831,7 +831,7 @@ macro_rules! impl_store {
                 client_id: &str,
                 now: i64,
             ) -> Result<ChangeRecord, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let change =
                     insert_change_jti(&mut tx, "token_revoked", None, Some(client_id), now, Some(jti))
                         .await?;
@@ -845,7 +845,7 @@ macro_rules! impl_store {
                 reason: &str,
                 now: i64,
             ) -> Result<Vec<ChangeRecord>, StoreError> {
-                let mut tx = begin_write(&self.pool).await?;
+                let mut tx = self.begin_write().await?;
                 let changes = end_family_in(&mut tx, sid, reason, now).await?;
                 commit(tx).await?;
                 Ok(changes)

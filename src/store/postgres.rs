@@ -25,6 +25,24 @@ pub struct PgStore {
     pool: PgPool,
 }
 
+/// A write transaction (PostgreSQL orders writers itself).
+struct WriteTx {
+    tx: sqlx::Transaction<'static, Db>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
 impl PgStore {
     /// Connects to `url`; fails if the server cannot be reached now.
     pub async fn connect(
@@ -58,11 +76,15 @@ fn migrator() -> &'static sqlx::migrate::Migrator {
     &MIGRATOR
 }
 
-async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    pool.begin().await.map_err(map_err)
+impl PgStore {
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        Ok(WriteTx {
+            tx: self.pool.begin().await.map_err(map_err)?,
+        })
+    }
 }
 
-async fn lock_changes(tx: &mut sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+async fn lock_changes(tx: &mut WriteTx) -> Result<(), StoreError> {
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(CHANGES_LOCK)
         .execute(&mut **tx)

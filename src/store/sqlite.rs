@@ -1,8 +1,14 @@
 //! SQLite implementation of [`Store`]: the embedded default (one file, WAL mode).
-//! Writes start with `BEGIN IMMEDIATE` so a transaction never has to upgrade its lock.
+//! SQLite has one writer at a time; writers queue in-process on a fair async lock
+//! (instead of spinning in SQLite's busy handler, whose sleeps reach 100 ms) and then
+//! start with `BEGIN IMMEDIATE`, so a transaction never has to upgrade its lock. Reads
+//! run in parallel.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -20,6 +26,26 @@ type Db = Sqlite;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: Arc<Mutex<()>>,
+}
+
+/// A write transaction holding the writer lock until it commits or is dropped.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, Db>,
+    _writer: OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 impl SqliteStore {
@@ -42,7 +68,16 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let writer = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        Ok(WriteTx { tx, _writer: writer })
     }
 }
 
@@ -51,12 +86,8 @@ fn migrator() -> &'static sqlx::migrate::Migrator {
     &MIGRATOR
 }
 
-async fn begin_write(pool: &SqlitePool) -> Result<sqlx::Transaction<'static, Db>, StoreError> {
-    pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
-}
-
 /// SQLite has one writer at a time: the immediate transaction already orders feed entries.
-async fn lock_changes(_tx: &mut sqlx::Transaction<'static, Db>) -> Result<(), StoreError> {
+async fn lock_changes(_tx: &mut WriteTx) -> Result<(), StoreError> {
     Ok(())
 }
 
