@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Redirect};
 use axum::routing::get;
 use reqwest::StatusCode;
 
-use crate::harness::webdriver::{Driver, browser_paths};
+use crate::harness::webdriver::{Driver, ProfileReaper, browser_paths};
 use crate::harness::*;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -90,8 +90,9 @@ async fn browser_login_and_logout_others() {
     let app = TestApp::sqlite().await;
     app.sign_up("viewer").await;
     let rp = start_rp(&app.base).await;
-    let driver = Driver::start(&chromium, &chromedriver).await;
     let profiles = tempfile::tempdir().unwrap();
+    let _reaper = ProfileReaper(profiles.path().to_path_buf());
+    let driver = Driver::start(&chromium, &chromedriver).await;
 
     let first = driver.browser(&profiles.path().join("first")).await;
     first.goto(&format!("{}/start?who=first", rp.me)).await;

@@ -34,6 +34,21 @@ impl Drop for Driver {
     }
 }
 
+/// Kills, when dropped, every browser process started with a profile under `root`
+/// (chromedriver's browsers outlive it when a test fails before closing them).
+pub struct ProfileReaper(pub std::path::PathBuf);
+
+impl Drop for ProfileReaper {
+    fn drop(&mut self) {
+        let _ = Command::new("pkill")
+            .arg("-KILL")
+            .arg("-f")
+            .arg("--")
+            .arg(format!("user-data-dir={}", self.0.display()))
+            .status();
+    }
+}
+
 impl Driver {
     /// Starts chromedriver on a free port and waits until it is ready.
     pub async fn start(chromium: &str, driver: &str) -> Self {

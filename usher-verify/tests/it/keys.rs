@@ -6,7 +6,7 @@ use futures_util::future::join_all;
 use serde_json::json;
 use usher_verify::{BuildError, Verifier, VerifyError};
 
-use crate::support::{AUD, Issuer, TestKey, claims, eventually};
+use crate::support::{AUD, Issuer, TestKey, b64, claims, eventually};
 
 async fn verifier(issuer: &Issuer, cooldown: Duration) -> Verifier {
     Verifier::builder(&issuer.url, AUD)
@@ -42,13 +42,18 @@ async fn jwks_forged_kids_fetch_at_most_once_per_cooldown() {
     let key = TestKey::new(0, "k1");
     let issuer = Issuer::start(&[&key]).await;
     *issuer.fake.jwks_delay.lock().unwrap() = Duration::from_millis(200);
+    // Forged before the verifier starts (and unsigned: they fail at the kid lookup), so
+    // that making them does not eat into the first cooldown.
+    let payload = b64(&claims(&issuer.url).to_string());
+    let tokens: Vec<String> = (0..300)
+        .map(|n| {
+            let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("forged-{n}")});
+            format!("{}.{payload}.{}", b64(&header.to_string()), b64("sig"))
+        })
+        .collect();
+    let known = key.sign(&claims(&issuer.url));
     let cooldown = Duration::from_secs(2);
     let v = verifier(&issuer, cooldown).await;
-    let forged = |n: usize| {
-        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("forged-{n}")});
-        key.sign_with_header(&header, &claims(&issuer.url))
-    };
-    let tokens: Vec<String> = (0..300).map(forged).collect();
     let flood = || join_all(tokens.iter().map(|t| v.verify(t)));
 
     let results = flood().await;
@@ -60,7 +65,6 @@ async fn jwks_forged_kids_fetch_at_most_once_per_cooldown() {
     assert_eq!(issuer.jwks_hits(), 1, "inside the first cooldown");
 
     tokio::time::sleep(cooldown + Duration::from_millis(100)).await;
-    let known = key.sign(&claims(&issuer.url));
     let (results, known_result) = tokio::join!(flood(), v.verify(&known));
     assert!(
         results
