@@ -109,10 +109,13 @@ pub async fn profile(State(app): State<AppState>, session: Session, form: PageFo
         Ok(l) => l,
         Err(r) => return r,
     };
-    let email = form.get("email").map(str::trim).unwrap_or("");
+    // An empty e-mail field removes the address; a form without the field keeps it.
     let change = ProfileChange {
         login: form.get("login").map(|l| l.trim().to_owned()),
-        email: Some((!email.is_empty()).then(|| email.to_owned())),
+        email: form
+            .get("email")
+            .map(str::trim)
+            .map(|e| (!e.is_empty()).then(|| e.to_owned())),
     };
     match accounts::update_profile(&app, &login.user_id, change).await {
         Ok(_) => flash(&session, Some("Your profile is saved."), &[]).await,

@@ -25,6 +25,10 @@ struct Hint {
 
 fn parse_hint(app: &AppState, token: &str) -> Option<Hint> {
     let verified = jwt::verify(&app.keys, token).ok()?;
+    // Only an ID token (`typ: JWT`) is a hint; an access token (`at+jwt`) is not.
+    if verified.header.get("typ").and_then(Value::as_str) != Some("JWT") {
+        return None;
+    }
     let c = &verified.claims;
     if c.get("iss").and_then(Value::as_str) != Some(app.config.issuer.as_str()) {
         return None;

@@ -174,6 +174,10 @@ impl AuthzView {
     /// Applies a feed entry: a user's entry is dropped; a role change marks the
     /// definitions stale (reloaded by [`AuthzView::refresh_if_stale`]).
     pub fn on_change(&self, change: &ChangeRecord) {
+        if change.kind == super::feed::ROLE_CREATED {
+            self.roles_stale.store(true, Ordering::SeqCst);
+            return;
+        }
         if change.kind != ROLES_CHANGED {
             return;
         }

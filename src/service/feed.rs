@@ -23,6 +23,9 @@ pub const SESSION_ENDED: &str = "session_ended";
 /// Feed entry kind: a user's roles or flags (`sub` set) or role definitions (`sub`
 /// null) changed.
 pub const ROLES_CHANGED: &str = "roles_changed";
+/// Feed entry kind: a role was created (changes nobody's permissions; instances reload
+/// role definitions; not shown to resource servers).
+pub const ROLE_CREATED: &str = "role_created";
 /// Feed entry kind: a client was changed or deleted (`sub` = client id).
 pub const CLIENT_CHANGED: &str = "client_changed";
 /// Feed entry kind: a client was deleted (`sub` = client id); its tokens are refused.

@@ -602,7 +602,7 @@ macro_rules! impl_store {
                     .await
                     .map_err(map_err)?;
                 write_permissions(&mut tx, &role.id, &role.permissions).await?;
-                let change = insert_change(&mut tx, "roles_changed", None, None, role.updated_at).await?;
+                let change = insert_change(&mut tx, "role_created", None, None, role.updated_at).await?;
                 commit(tx).await?;
                 Ok(change)
             }
