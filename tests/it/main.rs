@@ -14,6 +14,7 @@ mod authorize;
 mod authz_check;
 mod browser;
 mod introspection;
+mod movie_api;
 mod oidc_client;
 mod pages;
 mod cli;

@@ -1,0 +1,1 @@
+//! The movie API example end to end (being written).
