@@ -20,7 +20,7 @@ use crate::state::{SharedState, StateError};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
-use crate::token::keys::{KeyError, KeyRing};
+use crate::keystore::{KeyError, KeyStore};
 
 /// Verified tokens remembered by the bearer check.
 const VERIFIED_CACHE_SIZE: u64 = 50_000;
@@ -34,8 +34,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Shared TTL state and the change channel.
     pub state: Arc<dyn SharedState>,
-    /// Signing keys.
-    pub keys: Arc<KeyRing>,
+    /// Signing keys (re-read from the keys directory every minute).
+    pub keys: Arc<KeyStore>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
     /// The argon2 pool.
@@ -107,7 +107,11 @@ impl AppState {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let store = connect_store(&config).await?;
         let state = connect_state(&config).await?;
-        let keys = KeyRing::load_or_create(&config.keys_dir)?;
+        let keys = KeyStore::open(
+            &config.keys_dir,
+            config.key_activation_delay.as_secs() as i64,
+            clock.now(),
+        )?;
         Self::assemble(config, store, state, Arc::new(keys), clock).await
     }
 
@@ -116,7 +120,7 @@ impl AppState {
         config: Config,
         store: Arc<dyn Store>,
         state: Arc<dyn SharedState>,
-        keys: Arc<KeyRing>,
+        keys: Arc<KeyStore>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartError> {
         let hasher = PasswordHasher::new(&config)?;

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::service::passwords::{PasswordHasher, check_password};
 use crate::service::accounts;
 use crate::store::UserRecord;
-use crate::token::keys::{KeyRing, generate_key_file};
+use crate::keystore::generate_key_file;
 
 /// usher, the cinema's OAuth 2.0 / OpenID Connect provider.
 #[derive(Debug, Parser)]
@@ -58,7 +58,7 @@ pub enum Command {
 /// Key subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
-    /// Generate a new RSA-2048 key; it signs after the next start, older keys stay published.
+    /// Generate a new RSA-2048 key: published at once, signing after the activation delay.
     Rotate,
 }
 
@@ -91,12 +91,11 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Keys {
             action: KeysAction::Rotate,
         } => {
-            let path = generate_key_file(&config.keys_dir).map_err(CliError::from_display)?;
-            let ring = KeyRing::load_or_create(&config.keys_dir).map_err(CliError::from_display)?;
+            let (path, kid) = generate_key_file(&config.keys_dir).map_err(CliError::from_display)?;
             println!(
-                "new signing key {} ({}); restart usher to sign with it",
-                ring.signing_key().kid,
-                path.display()
+                "new key {kid} ({}): published within a minute, signs after {}",
+                path.display(),
+                humantime::format_duration(config.key_activation_delay)
             );
             Ok(())
         }
@@ -118,7 +117,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
         issuer = %app.config.issuer,
         store = app.store.backend(),
         state = app.state.backend(),
-        kid = %app.keys.signing_key().kid,
+        kid = %app.keys.current().signing_key().kid,
         "usher listening"
     );
     crate::serve(app, listener, shutdown_signal())

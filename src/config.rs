@@ -39,6 +39,7 @@ pub const KEYS: &[&str] = &[
     "log",
     "log_format",
     "browser_session_ttl",
+    "key_activation_delay",
     "cinema_web_redirect_uris",
     "cinema_web_post_logout_redirect_uris",
 ];
@@ -97,6 +98,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Lifetime of a browser session (login on usher's own pages).
     pub browser_session_ttl: Duration,
+    /// How long a new signing key is published before it signs.
+    pub key_activation_delay: Duration,
     /// Redirect URIs of the built-in `cinema-web` client.
     pub cinema_web_redirect_uris: Vec<String>,
     /// Post-logout redirect URIs of the built-in `cinema-web` client.
@@ -154,6 +157,8 @@ struct Raw {
     log_format: LogFormat,
     #[serde(with = "humantime_serde")]
     browser_session_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    key_activation_delay: Duration,
     #[serde(deserialize_with = "string_or_list")]
     cinema_web_redirect_uris: Vec<String>,
     #[serde(deserialize_with = "string_or_list")]
@@ -187,6 +192,7 @@ impl Default for Raw {
             log: "info".into(),
             log_format: LogFormat::Text,
             browser_session_ttl: Duration::from_secs(7 * 24 * 3600),
+            key_activation_delay: Duration::from_secs(600),
             cinema_web_redirect_uris: Vec::new(),
             cinema_web_post_logout_redirect_uris: Vec::new(),
         }
@@ -429,6 +435,7 @@ impl Config {
             log: raw.log,
             log_format: raw.log_format,
             browser_session_ttl,
+            key_activation_delay: raw.key_activation_delay,
             cinema_web_redirect_uris: raw.cinema_web_redirect_uris,
             cinema_web_post_logout_redirect_uris: raw.cinema_web_post_logout_redirect_uris,
         })

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod keystore;
 pub mod service;
 pub mod state;
 pub mod store;
@@ -22,11 +23,28 @@ pub use http::build_router;
 
 /// How often expired rows are deleted.
 const JANITOR_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the keys directory is re-read.
+const KEYS_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Starts the background tasks of one instance: the change-feed listener and the
 /// janitor that prunes expired refresh tokens and old feed entries.
 pub fn spawn_background(app: &AppState) {
     tokio::spawn(service::feed::run(app.clone()));
+    let keys_app = app.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KEYS_RELOAD_INTERVAL);
+        loop {
+            tick.tick().await;
+            match keys_app.keys.reload(keys_app.clock.now()) {
+                Ok(true) => tracing::info!(
+                    kid = %keys_app.keys.current().signing_key().kid,
+                    "signing keys reloaded"
+                ),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "keys directory unreadable; keeping the current keys"),
+            }
+        }
+    });
     let app = app.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(JANITOR_INTERVAL);

@@ -25,5 +25,5 @@ pub async fn openid_configuration(State(app): State<AppState>) -> Response {
 
 /// The public signing keys.
 pub async fn jwks(State(app): State<AppState>) -> Response {
-    cacheable(app.keys.jwks(), 300)
+    cacheable(app.keys.current().jwks(), 300)
 }

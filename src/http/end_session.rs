@@ -24,7 +24,7 @@ struct Hint {
 }
 
 fn parse_hint(app: &AppState, token: &str) -> Option<Hint> {
-    let verified = jwt::verify(&app.keys, token).ok()?;
+    let verified = jwt::verify(&app.keys.current(), token).ok()?;
     // Only an ID token (`typ: JWT`) is a hint; an access token (`at+jwt`) is not.
     if verified.header.get("typ").and_then(Value::as_str) != Some("JWT") {
         return None;

@@ -24,7 +24,7 @@ pub async fn revoke(app: &AppState, client: &Client, token: &str) -> Result<(), 
         }
         return Ok(());
     }
-    let Ok(verified) = jwt::verify(&app.keys, token) else {
+    let Ok(verified) = jwt::verify(&app.keys.current(), token) else {
         return Ok(());
     };
     let claims = &verified.claims;

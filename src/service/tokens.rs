@@ -88,7 +88,7 @@ pub fn access_token(
         roles: subject.roles,
         superuser: subject.superuser,
     };
-    let token = jwt::sign(app.keys.signing_key(), "at+jwt", &claims)
+    let token = jwt::sign(app.keys.current().signing_key(), "at+jwt", &claims)
         .ok_or_else(|| internal("access token"))?;
     Ok((token, exp))
 }
@@ -151,7 +151,7 @@ pub fn id_token(app: &AppState, input: &IdTokenInput<'_>) -> Result<String, Serv
     if let Some(nonce) = input.nonce {
         claims.insert("nonce".into(), json!(nonce));
     }
-    jwt::sign(app.keys.signing_key(), "JWT", &claims).ok_or_else(|| internal("ID token"))
+    jwt::sign(app.keys.current().signing_key(), "JWT", &claims).ok_or_else(|| internal("ID token"))
 }
 
 /// Everything needed to answer a user grant (password, refresh, code).

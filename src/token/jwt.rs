@@ -98,8 +98,7 @@ mod tests {
     use serde_json::json;
 
     fn ring() -> KeyRing {
-        let dir = tempfile::tempdir().unwrap();
-        KeyRing::load_or_create(dir.path()).unwrap()
+        KeyRing::from_keys(vec![SigningKey::generate().unwrap().0])
     }
 
     /// A signed token verifies and carries its header and claims; every tampering is

@@ -109,7 +109,8 @@ fn cli_keys_rotate_adds_key() {
     for expected in 1..=2 {
         let out = usher(&dir, &["keys", "rotate"], None, &[]);
         assert!(out.status.success(), "{}", text(&out.stderr));
-        assert!(text(&out.stdout).starts_with("new signing key "));
+        let said = text(&out.stdout);
+        assert!(said.starts_with("new key ") && said.contains("signs after 10m"), "{said}");
         let files: Vec<_> = std::fs::read_dir(dir.path().join("jwks")).unwrap().map(|e| e.unwrap().path()).collect();
         assert_eq!(files.len(), expected);
         for f in files {

@@ -21,6 +21,7 @@ use usher::clock::ManualClock;
 use usher::config::Config;
 use usher::state::SharedState;
 use usher::store::Store;
+use usher::keystore::KeyStore;
 use usher::token::keys::{KeyRing, SigningKey};
 
 /// Declares one behaviour test that runs on SQLite + memory and on PostgreSQL + Redis.
@@ -71,23 +72,18 @@ pub enum Backend {
 }
 
 /// One signing key shared by every test app (RSA generation is slow).
-pub fn shared_keys() -> Arc<KeyRing> {
+pub fn shared_keys() -> Arc<KeyStore> {
     static KEYS: OnceLock<Arc<KeyRing>> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        Arc::new(KeyRing::load_or_create(dir.path()).unwrap())
-    })
-    .clone()
+    let ring = KEYS
+        .get_or_init(|| Arc::new(KeyRing::from_keys(vec![SigningKey::generate().unwrap().0])))
+        .clone();
+    Arc::new(KeyStore::fixed(ring))
 }
 
 /// A second, foreign key (for "unknown kid" tests).
 pub fn foreign_key() -> &'static SigningKey {
     static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let path = usher::token::keys::generate_key_file(dir.path()).unwrap();
-        SigningKey::from_pem(&std::fs::read(path).unwrap()).unwrap()
-    })
+    KEY.get_or_init(|| SigningKey::generate().unwrap().0)
 }
 
 /// The PostgreSQL admin URL and Redis URL for the second backend, when configured.
@@ -167,6 +163,7 @@ pub struct TestAppBuilder {
     redis_prefix: Option<String>,
     clock: Option<Arc<ManualClock>>,
     sqlite_dir: Option<Arc<TempDir>>,
+    keys: Option<Arc<KeyStore>>,
 }
 
 impl TestAppBuilder {
@@ -216,6 +213,12 @@ impl TestAppBuilder {
     /// Uses this clock.
     pub fn clock(mut self, clock: Arc<ManualClock>) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Uses these keys instead of the shared fixed ring.
+    pub fn keys(mut self, keys: Arc<KeyStore>) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -269,7 +272,8 @@ impl TestAppBuilder {
         let clock = self.clock.unwrap_or_else(|| Arc::new(ManualClock::new()));
         let store = usher::app_state::connect_store(&config).await.unwrap();
         let state = usher::app_state::connect_state(&config).await.unwrap();
-        let app = AppState::assemble(config, store, state, shared_keys(), clock.clone())
+        let keys = self.keys.unwrap_or_else(shared_keys);
+        let app = AppState::assemble(config, store, state, keys, clock.clone())
             .await
             .unwrap();
         usher::spawn_background(&app);
@@ -377,6 +381,7 @@ impl TestApp {
             redis_prefix: None,
             clock: None,
             sqlite_dir: None,
+            keys: None,
         }
     }
 
