@@ -10,7 +10,7 @@ use usher::token::{b64url, jwt};
 
 /// Signs arbitrary claims with the app's own key (to test claim checks).
 fn forge(app: &TestApp, typ: &str, claims: serde_json::Value) -> String {
-    jwt::sign(app.app.keys.signing_key(), typ, &claims).unwrap()
+    jwt::sign(app.app.keys.current().signing_key(), typ, &claims).unwrap()
 }
 
 fn good_claims(app: &TestApp, u: &User) -> serde_json::Value {

@@ -31,7 +31,7 @@ backend_test! {
         let (header, claims) = decode_jwt(&t.access);
         assert_eq!(header["alg"], "RS256");
         assert_eq!(header["typ"], "at+jwt");
-        assert_eq!(header["kid"], app.app.keys.signing_key().kid.as_str());
+        assert_eq!(header["kid"], app.app.keys.current().signing_key().kid.as_str());
         assert_eq!(claims["iss"], app.base.as_str());
         assert_eq!(claims["sub"], profile["id"]);
         assert_eq!(claims["aud"], "cinema");
