@@ -8,6 +8,7 @@ use secrecy::ExposeSecret;
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::keystore::{KeyError, KeyStore};
 use crate::service::ServiceError;
 use crate::service::authz::AuthzView;
 use crate::service::bearer::VerifiedCache;
@@ -20,7 +21,6 @@ use crate::state::{SharedState, StateError};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
-use crate::keystore::{KeyError, KeyStore};
 
 /// Verified tokens remembered by the bearer check.
 const VERIFIED_CACHE_SIZE: u64 = 50_000;
@@ -81,13 +81,21 @@ pub async fn connect_store(config: &Config) -> Result<Arc<dyn Store>, StoreError
     let url = config.database_url.expose_secret();
     let store: Arc<dyn Store> = if config.uses_postgres() {
         Arc::new(
-            PgStore::connect(url, config.database_max_connections, config.database_timeout)
-                .await?,
+            PgStore::connect(
+                url,
+                config.database_max_connections,
+                config.database_timeout,
+            )
+            .await?,
         )
     } else {
         Arc::new(
-            SqliteStore::connect(url, config.database_max_connections, config.database_timeout)
-                .await?,
+            SqliteStore::connect(
+                url,
+                config.database_max_connections,
+                config.database_timeout,
+            )
+            .await?,
         )
     };
     store.migrate().await?;
@@ -97,7 +105,9 @@ pub async fn connect_store(config: &Config) -> Result<Arc<dyn Store>, StoreError
 /// Opens the configured shared state: Redis when configured, process memory otherwise.
 pub async fn connect_state(config: &Config) -> Result<Arc<dyn SharedState>, StateError> {
     Ok(match &config.redis_url {
-        Some(url) => Arc::new(RedisState::connect(url.expose_secret(), &config.redis_prefix).await?),
+        Some(url) => {
+            Arc::new(RedisState::connect(url.expose_secret(), &config.redis_prefix).await?)
+        }
         None => Arc::new(MemoryState::new()),
     })
 }

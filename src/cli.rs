@@ -12,10 +12,10 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app_state::{self, AppState};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::service::passwords::{PasswordHasher, check_password};
-use crate::service::accounts;
-use crate::store::UserRecord;
 use crate::keystore::generate_key_file;
+use crate::service::accounts;
+use crate::service::passwords::{PasswordHasher, check_password};
+use crate::store::UserRecord;
 
 /// usher, the cinema's OAuth 2.0 / OpenID Connect provider.
 #[derive(Debug, Parser)]
@@ -91,7 +91,8 @@ pub async fn run(command: Command, config: Config) -> Result<(), CliError> {
         Command::Keys {
             action: KeysAction::Rotate,
         } => {
-            let (path, kid) = generate_key_file(&config.keys_dir).map_err(CliError::from_display)?;
+            let (path, kid) =
+                generate_key_file(&config.keys_dir).map_err(CliError::from_display)?;
             println!(
                 "new key {kid} ({}): published within a minute, signs after {}",
                 path.display(),
@@ -181,7 +182,10 @@ async fn create_superuser(config: Config, login: &str, stdin: bool) -> Result<()
         .await
         .map_err(|e| CliError(format!("database: {e}")))?;
     let hasher = PasswordHasher::new(&config).map_err(CliError::from_display)?;
-    let password_hash = hasher.hash(&password).await.map_err(CliError::from_display)?;
+    let password_hash = hasher
+        .hash(&password)
+        .await
+        .map_err(CliError::from_display)?;
     let now = SystemClock.now();
     let user = UserRecord {
         id: uuid::Uuid::new_v4().to_string(),

@@ -57,14 +57,16 @@ impl Clock for ManualClock {
 
 /// Formats Unix seconds as an RFC 3339 UTC timestamp (`2026-01-02T03:04:05Z`).
 pub fn rfc3339(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
 /// Formats Unix seconds for people: `2026-01-02 03:04 UTC`.
 pub fn human(unix: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(unix).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     t.format(&format).unwrap_or_default()
 }

@@ -40,6 +40,7 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "browser_session_ttl",
     "key_activation_delay",
+    "id_token_on_refresh",
     "cinema_web_redirect_uris",
     "cinema_web_post_logout_redirect_uris",
 ];
@@ -100,6 +101,9 @@ pub struct Config {
     pub browser_session_ttl: Duration,
     /// How long a new signing key is published before it signs.
     pub key_activation_delay: Duration,
+    /// Whether the refresh grant also returns a new ID token (OIDC Core §12.2 allows
+    /// leaving it out; each one costs an RSA signature).
+    pub id_token_on_refresh: bool,
     /// Redirect URIs of the built-in `cinema-web` client.
     pub cinema_web_redirect_uris: Vec<String>,
     /// Post-logout redirect URIs of the built-in `cinema-web` client.
@@ -159,6 +163,7 @@ struct Raw {
     browser_session_ttl: Duration,
     #[serde(with = "humantime_serde")]
     key_activation_delay: Duration,
+    id_token_on_refresh: bool,
     #[serde(deserialize_with = "string_or_list")]
     cinema_web_redirect_uris: Vec<String>,
     #[serde(deserialize_with = "string_or_list")]
@@ -193,6 +198,7 @@ impl Default for Raw {
             log_format: LogFormat::Text,
             browser_session_ttl: Duration::from_secs(7 * 24 * 3600),
             key_activation_delay: Duration::from_secs(600),
+            id_token_on_refresh: false,
             cinema_web_redirect_uris: Vec::new(),
             cinema_web_post_logout_redirect_uris: Vec::new(),
         }
@@ -265,7 +271,10 @@ impl Config {
                 && SECRET_KEYS.contains(&base)
             {
                 let content = std::fs::read_to_string(value).map_err(|e| {
-                    ConfigError(format!("{name}={value}: cannot read the file ({})", e.kind()))
+                    ConfigError(format!(
+                        "{name}={value}: cannot read the file ({})",
+                        e.kind()
+                    ))
                 })?;
                 env.push((base.to_owned(), content.trim().to_owned()));
             } else if KEYS.contains(&key.as_str()) {
@@ -359,7 +368,10 @@ impl Config {
         let trusted_proxies = raw
             .trusted_proxies
             .iter()
-            .map(|s| parse_cidr(s).ok_or_else(|| bad("trusted_proxies", s, "expected a CIDR like 10.0.0.0/8")))
+            .map(|s| {
+                parse_cidr(s)
+                    .ok_or_else(|| bad("trusted_proxies", s, "expected a CIDR like 10.0.0.0/8"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         if raw.argon2_parallelism == 0 {
             return Err(bad("argon2_parallelism", "0", "must be at least 1"));
@@ -395,14 +407,21 @@ impl Config {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "_-.:".contains(c));
         if !prefix_ok {
-            return Err(bad("redis_prefix", &raw.redis_prefix, "use letters, digits, _ - . :"));
+            return Err(bad(
+                "redis_prefix",
+                &raw.redis_prefix,
+                "use letters, digits, _ - . :",
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&raw.log)
             .map_err(|_| bad("log", &raw.log, "not a valid log filter"))?;
         let browser_session_ttl = ttl("browser_session_ttl", raw.browser_session_ttl, 60)?;
         for (key, list) in [
             ("cinema_web_redirect_uris", &raw.cinema_web_redirect_uris),
-            ("cinema_web_post_logout_redirect_uris", &raw.cinema_web_post_logout_redirect_uris),
+            (
+                "cinema_web_post_logout_redirect_uris",
+                &raw.cinema_web_post_logout_redirect_uris,
+            ),
         ] {
             for uri in list.iter() {
                 if let Some(e) = crate::service::client_registry::check_redirect_uri(key, uri) {
@@ -436,6 +455,7 @@ impl Config {
             log_format: raw.log_format,
             browser_session_ttl,
             key_activation_delay: raw.key_activation_delay,
+            id_token_on_refresh: raw.id_token_on_refresh,
             cinema_web_redirect_uris: raw.cinema_web_redirect_uris,
             cinema_web_post_logout_redirect_uris: raw.cinema_web_post_logout_redirect_uris,
         })
@@ -458,9 +478,17 @@ pub fn env_name(key: &str) -> String {
     format!("USHER_{}", key.to_ascii_uppercase())
 }
 
-/// Environment values are strings; numbers for numeric keys, a string for the rest.
+/// Environment values are strings; numbers for numeric keys, booleans for flags, a
+/// string for the rest.
 fn parse_env_value(key: &str, value: &str) -> figment::value::Value {
     use figment::value::Value;
+    if key == "id_token_on_refresh" {
+        match value.trim() {
+            "true" | "1" | "yes" => return Value::from(true),
+            "false" | "0" | "no" => return Value::from(false),
+            _ => {}
+        }
+    }
     const NUMERIC: &[&str] = &[
         "database_max_connections",
         "argon2_memory_kib",
@@ -580,7 +608,11 @@ mod tests {
         let cases = [
             ("USHER_ACCESS_TOKEN_TTL", "15x", "USHER_ACCESS_TOKEN_TTL"),
             ("USHER_BIND", "nowhere", "USHER_BIND"),
-            ("USHER_TRUSTED_PROXIES", "10.0.0.0/99", "USHER_TRUSTED_PROXIES"),
+            (
+                "USHER_TRUSTED_PROXIES",
+                "10.0.0.0/99",
+                "USHER_TRUSTED_PROXIES",
+            ),
             ("USHER_ISSUER", "ftp://x", "USHER_ISSUER"),
             ("USHER_DATABASE_URL", "mysql://x", "USHER_DATABASE_URL"),
             ("USHER_HASH_POOL_SIZE", "many", "USHER_HASH_POOL_SIZE"),
@@ -588,7 +620,9 @@ mod tests {
             ("USHER_ACCESS_TOKEN_TTL", "31d", "USHER_REFRESH_TOKEN_TTL"),
         ];
         for (k, v, expect) in cases {
-            let err = Config::load_from(None, &vars(&[(k, v)])).unwrap_err().to_string();
+            let err = Config::load_from(None, &vars(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expect), "{k}={v}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
         }
@@ -629,8 +663,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("usher.toml");
         std::fs::write(&path, "audience = \"films\"\naccess_token_ttl = \"5m\"\n").unwrap();
-        let c = Config::load_from(Some(&path), &vars(&[("USHER_ACCESS_TOKEN_TTL", "1m")]))
-            .unwrap();
+        let c = Config::load_from(Some(&path), &vars(&[("USHER_ACCESS_TOKEN_TTL", "1m")])).unwrap();
         assert_eq!(c.audience, "films");
         assert_eq!(c.access_token_ttl, Duration::from_secs(60));
         let err = Config::load_from(Some(&dir.path().join("none.toml")), &[]).unwrap_err();

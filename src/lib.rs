@@ -41,7 +41,9 @@ pub fn spawn_background(app: &AppState) {
                     "signing keys reloaded"
                 ),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "keys directory unreadable; keeping the current keys"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "keys directory unreadable; keeping the current keys")
+                }
             }
         }
     });

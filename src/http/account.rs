@@ -45,7 +45,10 @@ pub async fn sign_up(
 }
 
 /// `GET /api/v1/users/me`.
-pub async fn me(State(app): State<AppState>, ApiUser(claims): ApiUser) -> Result<Response, Problem> {
+pub async fn me(
+    State(app): State<AppState>,
+    ApiUser(claims): ApiUser,
+) -> Result<Response, Problem> {
     let user = accounts::current_user(&app, &claims.sub).await?;
     Ok(Json(accounts::profile(&app, &user).await?).into_response())
 }
@@ -58,10 +61,8 @@ pub async fn update_me(
 ) -> Result<Response, Problem> {
     let login = fields.optional_str("login");
     let email = fields.nullable_str("email");
-    let rules = accounts::check_profile_change(
-        login.as_deref(),
-        email.as_ref().and_then(|e| e.as_deref()),
-    );
+    let rules =
+        accounts::check_profile_change(login.as_deref(), email.as_ref().and_then(|e| e.as_deref()));
     fields.finish(rules)?;
     let profile =
         accounts::update_profile(&app, &claims.sub, ProfileChange { login, email }).await?;

@@ -19,7 +19,9 @@ use crate::clock::human;
 use crate::service::accounts::{self, ProfileChange};
 use crate::service::authorize::BrowserLogin;
 use crate::service::{ServiceError, clients, sessions};
-use crate::templates::{AccountPage, ConsentRow, HistoryPage, HistoryRow, SessionRow, device, scope_words};
+use crate::templates::{
+    AccountPage, ConsentRow, HistoryPage, HistoryRow, SessionRow, device, scope_words,
+};
 
 fn back() -> Response {
     Redirect::to("/account").into_response()
@@ -46,7 +48,11 @@ pub async fn account(State(app): State<AppState>, session: Session) -> Response 
     }
 }
 
-async fn render_account(app: &AppState, session: &Session, login: &BrowserLogin) -> Result<Response, ServiceError> {
+async fn render_account(
+    app: &AppState,
+    session: &Session,
+    login: &BrowserLogin,
+) -> Result<Response, ServiceError> {
     let user = accounts::current_user(app, &login.user_id).await?;
     let records = sessions::live_records(app, &login.user_id).await?;
     let mut rows = Vec::with_capacity(records.len());
@@ -63,9 +69,21 @@ async fn render_account(app: &AppState, session: &Session, login: &BrowserLogin)
     }
     let mut consents = Vec::new();
     for (client_id, scope, at) in app.store.list_consents(&login.user_id).await? {
-        let name = clients::find(app, &client_id).await?.map(|c| c.client_name.clone()).unwrap_or_else(|| client_id.clone());
-        let scopes: Vec<String> = scope.split(' ').filter(|s| !s.is_empty()).map(scope_words).collect();
-        consents.push(ConsentRow { client_id, name, scopes: scopes.join("; "), granted_at: human(at) });
+        let name = clients::find(app, &client_id)
+            .await?
+            .map(|c| c.client_name.clone())
+            .unwrap_or_else(|| client_id.clone());
+        let scopes: Vec<String> = scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(scope_words)
+            .collect();
+        consents.push(ConsentRow {
+            client_id,
+            name,
+            scopes: scopes.join("; "),
+            granted_at: human(at),
+        });
     }
     let (notice, errors) = take_flash(session).await;
     let csrf = csrf_token(session).await?;
@@ -84,7 +102,11 @@ async fn render_account(app: &AppState, session: &Session, login: &BrowserLogin)
 }
 
 /// Checks login and CSRF of an account form.
-async fn guard(app: &AppState, session: &Session, form: &PageForm) -> Result<BrowserLogin, Response> {
+async fn guard(
+    app: &AppState,
+    session: &Session,
+    form: &PageForm,
+) -> Result<BrowserLogin, Response> {
     let Some(login) = current_login(app, session).await else {
         return Err(to_login("/account"));
     };
@@ -97,8 +119,13 @@ async fn guard(app: &AppState, session: &Session, form: &PageForm) -> Result<Bro
 /// Errors a form can show, or the failure page.
 fn field_errors(e: ServiceError) -> Result<Vec<String>, Box<Response>> {
     match e {
-        ServiceError::Validation(errors) => Ok(errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect()),
-        ServiceError::Conflict { detail, .. } | ServiceError::Forbidden { detail, .. } => Ok(vec![detail.into_owned()]),
+        ServiceError::Validation(errors) => Ok(errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect()),
+        ServiceError::Conflict { detail, .. } | ServiceError::Forbidden { detail, .. } => {
+            Ok(vec![detail.into_owned()])
+        }
         other => Err(Box::new(service_error(other))),
     }
 }
@@ -136,7 +163,14 @@ pub async fn password(State(app): State<AppState>, session: Session, form: PageF
     let current = SecretString::from(form.get("current_password").unwrap_or("").to_owned());
     let new = SecretString::from(form.get("new_password").unwrap_or("").to_owned());
     match accounts::change_password(&app, &login.user_id, Some(&login.sid), current, new).await {
-        Ok(()) => flash(&session, Some("Your password is changed; other sessions are signed out."), &[]).await,
+        Ok(()) => {
+            flash(
+                &session,
+                Some("Your password is changed; other sessions are signed out."),
+                &[],
+            )
+            .await
+        }
         Err(e) => match field_errors(e) {
             Ok(errors) => flash(&session, None, &errors).await,
             Err(r) => return *r,
@@ -166,7 +200,11 @@ pub async fn end_session(
 }
 
 /// `POST /account/logout-others`: "Log out of all other sessions".
-pub async fn logout_others(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+pub async fn logout_others(
+    State(app): State<AppState>,
+    session: Session,
+    form: PageForm,
+) -> Response {
     let login = match guard(&app, &session, &form).await {
         Ok(l) => l,
         Err(r) => return r,
@@ -227,9 +265,18 @@ pub async fn history(
     let Some(login) = current_login(&app, &session).await else {
         return to_login("/account/history");
     };
-    let page_data = match accounts::login_history(&app, &login.user_id, 20, q.get("cursor").map(String::as_str)).await {
+    let page_data = match accounts::login_history(
+        &app,
+        &login.user_id,
+        20,
+        q.get("cursor").map(String::as_str),
+    )
+    .await
+    {
         Ok(p) => p,
-        Err(ServiceError::Validation(_)) => return Redirect::to("/account/history").into_response(),
+        Err(ServiceError::Validation(_)) => {
+            return Redirect::to("/account/history").into_response();
+        }
         Err(e) => return service_error(e),
     };
     let items = page_data
@@ -247,11 +294,18 @@ pub async fn history(
                 _ => "Other",
             }
             .to_owned(),
-            method: if i.method == "login_page" { "Sign-in page" } else { "Cinema app" }.to_owned(),
+            method: if i.method == "login_page" {
+                "Sign-in page"
+            } else {
+                "Cinema app"
+            }
+            .to_owned(),
             ip: i.ip.unwrap_or_default(),
             device: device(i.user_agent.as_deref()),
         })
         .collect();
-    let next_href = page_data.next_cursor.map(|c| format!("/account/history?cursor={c}"));
+    let next_href = page_data
+        .next_cursor
+        .map(|c| format!("/account/history?cursor={c}"));
     page(StatusCode::OK, HistoryPage { items, next_href })
 }

@@ -29,7 +29,11 @@ fn step_response(step: Step) -> Response {
 
 fn authorize_error(e: AuthorizeError) -> Response {
     match e {
-        AuthorizeError::Page(why) => message(StatusCode::BAD_REQUEST, "This sign-in request is not valid", why),
+        AuthorizeError::Page(why) => message(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request is not valid",
+            why,
+        ),
         AuthorizeError::Redirect(url) => Redirect::to(&url).into_response(),
         AuthorizeError::Service(e) => service_error(e),
     }
@@ -60,7 +64,11 @@ pub async fn authorize_get(
 }
 
 /// `POST /oauth2/authorize` (form-encoded).
-pub async fn authorize_post(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+pub async fn authorize_post(
+    State(app): State<AppState>,
+    session: Session,
+    form: PageForm,
+) -> Response {
     run(&app, &session, form.0).await
 }
 
@@ -93,7 +101,11 @@ async fn login_page(
                 if login.is_empty() {
                     login = req.login_hint.clone().unwrap_or_default();
                 }
-                client_name = clients::find(app, &req.client_id).await.ok().flatten().map(|c| c.client_name.clone());
+                client_name = clients::find(app, &req.client_id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|c| c.client_name.clone());
             }
             Ok(None) => return expired_request(),
             Err(e) => return service_error(e),
@@ -128,7 +140,16 @@ pub async fn login_get(
     if request.is_none() && current_login(&app, &session).await.is_some() {
         return Redirect::to(return_to.as_deref().unwrap_or("/account")).into_response();
     }
-    login_page(&app, &session, request, return_to, String::new(), None, StatusCode::OK).await
+    login_page(
+        &app,
+        &session,
+        request,
+        return_to,
+        String::new(),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// After a successful login or sign-up: start the browser session, then continue the
@@ -188,17 +209,45 @@ pub async fn login_post(
     let return_to = safe_return(form.get("return_to"));
     let login = form.get("login").unwrap_or("").trim().to_owned();
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
-    match accounts::check_credentials(&app, &login, &password, LoginMethod::LoginPage, &meta).await {
-        Ok(ok) => signed_in(&app, &session, &ok.user.id, &ok.event, &meta, request, return_to).await,
+    match accounts::check_credentials(&app, &login, &password, LoginMethod::LoginPage, &meta).await
+    {
+        Ok(ok) => {
+            signed_in(
+                &app,
+                &session,
+                &ok.user.id,
+                &ok.event,
+                &meta,
+                request,
+                return_to,
+            )
+            .await
+        }
         Err(ServiceError::OAuth(_)) => {
             let error = Some("The login or the password is wrong.".to_owned());
-            login_page(&app, &session, request, return_to, login, error, StatusCode::UNAUTHORIZED).await
+            login_page(
+                &app,
+                &session,
+                request,
+                return_to,
+                login,
+                error,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await
         }
         Err(e) => service_error(e),
     }
 }
 
-async fn signup_page(session: &Session, request: Option<&str>, login: String, email: String, errors: Vec<String>, status: StatusCode) -> Response {
+async fn signup_page(
+    session: &Session,
+    request: Option<&str>,
+    login: String,
+    email: String,
+    errors: Vec<String>,
+    status: StatusCode,
+) -> Response {
     let csrf = match csrf_token(session).await {
         Ok(t) => t,
         Err(e) => return service_error(e),
@@ -207,12 +256,33 @@ async fn signup_page(session: &Session, request: Option<&str>, login: String, em
         Some(id) => format!("/login?request={id}"),
         None => "/login".to_owned(),
     };
-    page(status, SignupPage { csrf, errors, login, email, request: request.map(str::to_owned), login_href })
+    page(
+        status,
+        SignupPage {
+            csrf,
+            errors,
+            login,
+            email,
+            request: request.map(str::to_owned),
+            login_href,
+        },
+    )
 }
 
 /// `GET /signup`.
-pub async fn signup_get(session: Session, AxumQuery(q): AxumQuery<HashMap<String, String>>) -> Response {
-    signup_page(&session, q.get("request").map(String::as_str), String::new(), String::new(), Vec::new(), StatusCode::OK).await
+pub async fn signup_get(
+    session: Session,
+    AxumQuery(q): AxumQuery<HashMap<String, String>>,
+) -> Response {
+    signup_page(
+        &session,
+        q.get("request").map(String::as_str),
+        String::new(),
+        String::new(),
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /signup`: the same rules as the sign-up API; success signs the user in.
@@ -245,14 +315,29 @@ pub async fn signup_post(
             };
             return signed_in(&app, &session, &profile.id, &event, &meta, request, None).await;
         }
-        Err(ServiceError::Validation(errors)) => errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect(),
+        Err(ServiceError::Validation(errors)) => errors
+            .into_iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect(),
         Err(ServiceError::Conflict { detail, .. }) => vec![detail.into_owned()],
         Err(e) => return service_error(e),
     };
-    signup_page(&session, request, login, email, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+    signup_page(
+        &session,
+        request,
+        login,
+        email,
+        errors,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
-async fn consent_request(app: &AppState, session: &Session, id: &str) -> Result<(AuthorizeRequest, BrowserLogin), Response> {
+async fn consent_request(
+    app: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<(AuthorizeRequest, BrowserLogin), Response> {
     let Some(login) = current_login(app, session).await else {
         return Err(Redirect::to(&format!("/login?request={id}")).into_response());
     };
@@ -285,12 +370,29 @@ pub async fn consent_get(
         Ok(None) => return expired_request(),
         Err(e) => return service_error(e),
     };
-    let scopes = req.scope.split(' ').filter(|s| !s.is_empty()).map(scope_words).collect();
-    page(StatusCode::OK, ConsentPage { csrf, request: id.clone(), client_name, scopes })
+    let scopes = req
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(scope_words)
+        .collect();
+    page(
+        StatusCode::OK,
+        ConsentPage {
+            csrf,
+            request: id.clone(),
+            client_name,
+            scopes,
+        },
+    )
 }
 
 /// `POST /consent`: allow (remembered) or deny (`access_denied` to the client).
-pub async fn consent_post(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+pub async fn consent_post(
+    State(app): State<AppState>,
+    session: Session,
+    form: PageForm,
+) -> Response {
     if !csrf_ok(&session, form.get("csrf")).await {
         return csrf_refused();
     }
@@ -303,7 +405,8 @@ pub async fn consent_post(State(app): State<AppState>, session: Session, form: P
     };
     let _ = authorize::unpark(&app, id).await;
     if form.get("decision") != Some("allow") {
-        let url = authorize::error_redirect(&app, &req, "access_denied", "the user denied the request");
+        let url =
+            authorize::error_redirect(&app, &req, "access_denied", "the user denied the request");
         return Redirect::to(&url).into_response();
     }
     if let Err(e) = authorize::grant_consent(&app, &login.user_id, &req).await {

@@ -22,7 +22,11 @@ pub async fn check(
     query: Query,
 ) -> Result<Response, Problem> {
     let Some(permission) = query.get("permission") else {
-        return Err(Problem::validation(vec![FieldError::new("permission", "required", "is required")]));
+        return Err(Problem::validation(vec![FieldError::new(
+            "permission",
+            "required",
+            "is required",
+        )]));
     };
     if let Some(e) = authz::check_permission("permission", permission) {
         return Err(Problem::validation(vec![e]));
@@ -41,7 +45,11 @@ pub async fn check_batch(
     let mut rules = Vec::new();
     if let Some(list) = &permissions {
         if list.is_empty() || list.len() > MAX_BATCH {
-            rules.push(FieldError::new("permissions", "count", format!("must hold 1 to {MAX_BATCH} permissions")));
+            rules.push(FieldError::new(
+                "permissions",
+                "count",
+                format!("must hold 1 to {MAX_BATCH} permissions"),
+            ));
         }
         for (i, p) in list.iter().enumerate() {
             rules.extend(authz::check_permission(&format!("permissions[{i}]"), p));

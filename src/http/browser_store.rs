@@ -46,20 +46,30 @@ impl SessionStore for BrowserStore {
 
     async fn save(&self, record: &Record) -> Result<()> {
         let data = serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))?;
-        browser::save(&self.0, &record.id.to_string(), &data, record.expiry_date.unix_timestamp())
-            .await
-            .map_err(backend)
+        browser::save(
+            &self.0,
+            &record.id.to_string(),
+            &data,
+            record.expiry_date.unix_timestamp(),
+        )
+        .await
+        .map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        match browser::load(&self.0, &id.to_string()).await.map_err(backend)? {
+        match browser::load(&self.0, &id.to_string())
+            .await
+            .map_err(backend)?
+        {
             Some(data) => Ok(serde_json::from_str(&data).ok()),
             None => Ok(None),
         }
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        browser::delete(&self.0, &id.to_string()).await.map_err(backend)
+        browser::delete(&self.0, &id.to_string())
+            .await
+            .map_err(backend)
     }
 }
 

@@ -28,7 +28,10 @@ fn client_input(fields: &mut Fields) -> ClientInput {
 }
 
 /// `GET /api/v1/clients`.
-pub async fn list(State(app): State<AppState>, ClientsManager(_): ClientsManager) -> Result<Response, Problem> {
+pub async fn list(
+    State(app): State<AppState>,
+    ClientsManager(_): ClientsManager,
+) -> Result<Response, Problem> {
     Ok(Json(json!({ "items": client_registry::list(&app).await? })).into_response())
 }
 

@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 use tower_sessions::Session;
 
-use super::pages::{PageForm, clear_login, csrf_ok, csrf_refused, csrf_token, current_login, message, page, service_error};
+use super::pages::{
+    PageForm, clear_login, csrf_ok, csrf_refused, csrf_token, current_login, message, page,
+    service_error,
+};
 use crate::AppState;
 use crate::service::authorize::with_query;
 use crate::service::{clients, feed};
@@ -46,11 +49,26 @@ fn parse_hint(app: &AppState, token: &str) -> Option<Hint> {
 }
 
 fn bad(why: &str) -> Response {
-    message(StatusCode::BAD_REQUEST, "This sign-out request is not valid", why)
+    message(
+        StatusCode::BAD_REQUEST,
+        "This sign-out request is not valid",
+        why,
+    )
 }
 
-async fn run(app: &AppState, session: &Session, params: Vec<(String, String)>, posted: bool) -> Response {
-    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+async fn run(
+    app: &AppState,
+    session: &Session,
+    params: Vec<(String, String)>,
+    posted: bool,
+) -> Response {
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
     let hint = match get("id_token_hint") {
         Some(t) => match parse_hint(app, t) {
             Some(h) => Some(h),
@@ -58,7 +76,10 @@ async fn run(app: &AppState, session: &Session, params: Vec<(String, String)>, p
         },
         None => None,
     };
-    let client_id = match (hint.as_ref().map(|h| h.client_id.as_str()), get("client_id")) {
+    let client_id = match (
+        hint.as_ref().map(|h| h.client_id.as_str()),
+        get("client_id"),
+    ) {
         (Some(a), Some(b)) if a != b => return bad("client_id does not match the id_token_hint."),
         (a, b) => a.or(b).map(str::to_owned),
     };
@@ -92,12 +113,24 @@ async fn run(app: &AppState, session: &Session, params: Vec<(String, String)>, p
             Ok(t) => t,
             Err(e) => return service_error(e),
         };
-        let hidden = ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"]
-            .iter()
-            .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v.to_owned())))
-            .collect();
+        let hidden = [
+            "id_token_hint",
+            "client_id",
+            "post_logout_redirect_uri",
+            "state",
+        ]
+        .iter()
+        .filter_map(|k| get(k).map(|v| ((*k).to_owned(), v.to_owned())))
+        .collect();
         let client_name = client.as_ref().map(|c| c.client_name.clone());
-        return page(StatusCode::OK, LogoutPage { csrf, client_name, hidden });
+        return page(
+            StatusCode::OK,
+            LogoutPage {
+                csrf,
+                client_name,
+                hidden,
+            },
+        );
     }
     let now = app.clock.now();
     let mut sids: Vec<String> = Vec::new();
@@ -135,12 +168,22 @@ async fn run(app: &AppState, session: &Session, params: Vec<(String, String)>, p
 }
 
 /// `GET /oauth2/logout`.
-pub async fn logout_get(State(app): State<AppState>, session: Session, uri: axum::http::Uri) -> Response {
-    let params = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+pub async fn logout_get(
+    State(app): State<AppState>,
+    session: Session,
+    uri: axum::http::Uri,
+) -> Response {
+    let params = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
     run(&app, &session, params, false).await
 }
 
 /// `POST /oauth2/logout` (the RP's form post, or the confirmation).
-pub async fn logout_post(State(app): State<AppState>, session: Session, form: PageForm) -> Response {
+pub async fn logout_post(
+    State(app): State<AppState>,
+    session: Session,
+    form: PageForm,
+) -> Response {
     run(&app, &session, form.0, true).await
 }

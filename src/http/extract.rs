@@ -19,7 +19,9 @@ use super::oauth_error::{BearerResponse, OAuthResponse};
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::clients::{AuthMethod, Credentials};
-use crate::service::{AccessClaims, BearerError, FieldError, MAX_USER_AGENT, OAuthError, RequestMeta, bearer};
+use crate::service::{
+    AccessClaims, BearerError, FieldError, MAX_USER_AGENT, OAuthError, RequestMeta, bearer,
+};
 
 /// The client address decided by the request middleware.
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +91,13 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
     headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// Why a body could not be read.
@@ -270,7 +278,11 @@ impl Fields {
     pub fn finish(self, rules: Vec<FieldError>) -> Result<(), Problem> {
         let mut errors = self.errors;
         for key in self.map.keys() {
-            errors.push(FieldError::new(key.clone(), "unknown", "is not a member of this request"));
+            errors.push(FieldError::new(
+                key.clone(),
+                "unknown",
+                "is not a member of this request",
+            ));
         }
         for r in rules {
             if !errors.iter().any(|e| e.field == r.field) {
@@ -427,7 +439,10 @@ pub struct ApiUser(pub Arc<AccessClaims>);
 impl FromRequestParts<AppState> for ApiUser {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         authenticate_parts(parts, state, true)
             .map(Self)
             .map_err(Problem::bearer)
@@ -441,7 +456,10 @@ pub struct ApiBearer(pub Arc<AccessClaims>);
 impl FromRequestParts<AppState> for ApiBearer {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         authenticate_parts(parts, state, false)
             .map(Self)
             .map_err(Problem::bearer)
@@ -457,7 +475,11 @@ pub struct RolesManager(pub Arc<AccessClaims>);
 #[derive(Debug, Clone)]
 pub struct ClientsManager(pub Arc<AccessClaims>);
 
-async fn admin(parts: &Parts, state: &AppState, permission: &'static str) -> Result<Arc<AccessClaims>, Problem> {
+async fn admin(
+    parts: &Parts,
+    state: &AppState,
+    permission: &'static str,
+) -> Result<Arc<AccessClaims>, Problem> {
     let claims = authenticate_parts(parts, state, false).map_err(Problem::bearer)?;
     crate::service::authz::require(state, &claims, permission).await?;
     Ok(claims)
@@ -466,16 +488,26 @@ async fn admin(parts: &Parts, state: &AppState, permission: &'static str) -> Res
 impl FromRequestParts<AppState> for RolesManager {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        admin(parts, state, crate::service::authz::ROLES_MANAGE).await.map(Self)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        admin(parts, state, crate::service::authz::ROLES_MANAGE)
+            .await
+            .map(Self)
     }
 }
 
 impl FromRequestParts<AppState> for ClientsManager {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        admin(parts, state, crate::service::authz::CLIENTS_MANAGE).await.map(Self)
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        admin(parts, state, crate::service::authz::CLIENTS_MANAGE)
+            .await
+            .map(Self)
     }
 }
 
@@ -487,7 +519,10 @@ pub struct OptionalBearer(pub Option<Arc<AccessClaims>>);
 impl FromRequestParts<AppState> for OptionalBearer {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match bearer_token(&parts.headers).map_err(Problem::bearer)? {
             None => Ok(Self(None)),
             Some(token) => bearer::authenticate(state, token)
@@ -504,7 +539,10 @@ pub struct OAuthBearer(pub Arc<AccessClaims>);
 impl FromRequestParts<AppState> for OAuthBearer {
     type Rejection = BearerResponse;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         authenticate_parts(parts, state, false)
             .map(Self)
             .map_err(BearerResponse::Invalid)
@@ -541,9 +579,16 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<Credentials, OAut
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
         })?;
-    let invalid = || OAuthError::new(crate::service::OAuthCode::InvalidClient, "client authentication failed");
+    let invalid = || {
+        OAuthError::new(
+            crate::service::OAuthCode::InvalidClient,
+            "client authentication failed",
+        )
+    };
     let parse = || -> Option<Credentials> {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (id, secret) = text.split_once(':')?;
         Some(Credentials {
@@ -557,7 +602,10 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<Credentials, OAut
 
 /// Client credentials of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic, or
 /// `client_id`/`client_secret` in the body. Using both is `invalid_request`.
-pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Credentials, OAuthError> {
+pub fn client_credentials(
+    headers: &HeaderMap,
+    form: &OAuthForm,
+) -> Result<Credentials, OAuthError> {
     if let Some(basic) = basic_credentials(headers) {
         if form.get("client_secret").is_some() {
             return Err(OAuthError::invalid_request(
@@ -568,7 +616,9 @@ pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Crede
         if let Some(form_id) = form.get("client_id")
             && form_id != creds.client_id
         {
-            return Err(OAuthError::invalid_request("client_id does not match the credentials"));
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the credentials",
+            ));
         }
         return Ok(creds);
     }
@@ -576,7 +626,10 @@ pub fn client_credentials(headers: &HeaderMap, form: &OAuthForm) -> Result<Crede
     let client_id = form
         .get("client_id")
         .ok_or_else(|| {
-            OAuthError::new(crate::service::OAuthCode::InvalidClient, "client authentication is required")
+            OAuthError::new(
+                crate::service::OAuthCode::InvalidClient,
+                "client authentication is required",
+            )
         })?
         .to_owned();
     Ok(match form.get("client_secret") {
@@ -603,9 +656,15 @@ mod tests {
     fn forwarded_for_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 2.2.2.2, 10.0.0.7"));
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 2.2.2.2, 10.0.0.7"),
+        );
         let peer: IpAddr = "10.0.0.1".parse().unwrap();
-        assert_eq!(client_ip(Some(peer), &h, &trusted), Some("2.2.2.2".parse().unwrap()));
+        assert_eq!(
+            client_ip(Some(peer), &h, &trusted),
+            Some("2.2.2.2".parse().unwrap())
+        );
         let stranger: IpAddr = "9.9.9.9".parse().unwrap();
         assert_eq!(client_ip(Some(stranger), &h, &trusted), Some(stranger));
         h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));

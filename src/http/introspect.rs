@@ -20,7 +20,11 @@ pub async fn introspect(
     let creds = client_credentials(&headers, &form)?;
     let client = clients::authenticate(&app, &creds).await?;
     if client.is_public() {
-        return Err(OAuthError::new(OAuthCode::InvalidClient, "introspection needs a confidential client").into());
+        return Err(OAuthError::new(
+            OAuthCode::InvalidClient,
+            "introspection needs a confidential client",
+        )
+        .into());
     }
     let token = form.require("token")?;
     let body = introspection::introspect(&app, &client, token).await?;

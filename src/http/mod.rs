@@ -110,13 +110,25 @@ fn page_routes(app: &AppState) -> Router<AppState> {
             "/oauth2/logout",
             get(end_session::logout_get).post(end_session::logout_post),
         )
-        .route("/login", get(authorize::login_get).post(authorize::login_post))
-        .route("/signup", get(authorize::signup_get).post(authorize::signup_post))
-        .route("/consent", get(authorize::consent_get).post(authorize::consent_post))
+        .route(
+            "/login",
+            get(authorize::login_get).post(authorize::login_post),
+        )
+        .route(
+            "/signup",
+            get(authorize::signup_get).post(authorize::signup_post),
+        )
+        .route(
+            "/consent",
+            get(authorize::consent_get).post(authorize::consent_post),
+        )
         .route("/account", get(account_pages::account))
         .route("/account/profile", post(account_pages::profile))
         .route("/account/password", post(account_pages::password))
-        .route("/account/sessions/{sid}/end", post(account_pages::end_session))
+        .route(
+            "/account/sessions/{sid}/end",
+            post(account_pages::end_session),
+        )
         .route("/account/logout-others", post(account_pages::logout_others))
         .route(
             "/account/consents/{client_id}/revoke",
@@ -161,7 +173,10 @@ pub fn build_router(app: AppState) -> Router {
             "/api/v1/users/me/password",
             axum::routing::put(account::change_password),
         )
-        .route("/api/v1/users/me/login-history", get(account::login_history))
+        .route(
+            "/api/v1/users/me/login-history",
+            get(account::login_history),
+        )
         .route("/api/v1/users/me/sessions", get(account::list_sessions))
         .route(
             "/api/v1/users/me/sessions/{sid}",
@@ -192,7 +207,9 @@ pub fn build_router(app: AppState) -> Router {
         .route("/api/v1/clients", get(clients::list).post(clients::create))
         .route(
             "/api/v1/clients/{client_id}",
-            get(clients::get).patch(clients::update).delete(clients::delete),
+            get(clients::get)
+                .patch(clients::update)
+                .delete(clients::delete),
         )
         .route("/api/v1/revocations", get(revocations::revocations))
         .route("/healthz", get(health::healthz))
@@ -238,10 +255,15 @@ fn ensure_problem(response: Response) -> Response {
         return response;
     }
     let (code, detail) = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "the method is not allowed on this route"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "the method is not allowed on this route",
+        ),
         StatusCode::NOT_FOUND => ("not_found", "no such route"),
         StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type")
+        }
         s if s.is_server_error() => ("internal_error", "an internal error occurred"),
         _ => ("bad_request", "the request is malformed"),
     };
@@ -279,7 +301,10 @@ async fn request_context(State(app): State<AppState>, mut req: Request, next: Ne
     );
     let started = Instant::now();
     let mut response = REQUEST_ID
-        .scope(id.clone(), async move { ensure_problem(next.run(req).await) })
+        .scope(
+            id.clone(),
+            async move { ensure_problem(next.run(req).await) },
+        )
         .instrument(span.clone())
         .await;
     let status = response.status();
@@ -292,9 +317,19 @@ async fn request_context(State(app): State<AppState>, mut req: Request, next: Ne
                 .map(|c| c.0.as_str())
                 .unwrap_or("");
             if status == StatusCode::SERVICE_UNAVAILABLE {
-                tracing::warn!(status = status.as_u16(), elapsed_ms, cause, "request failed");
+                tracing::warn!(
+                    status = status.as_u16(),
+                    elapsed_ms,
+                    cause,
+                    "request failed"
+                );
             } else {
-                tracing::error!(status = status.as_u16(), elapsed_ms, cause, "request failed");
+                tracing::error!(
+                    status = status.as_u16(),
+                    elapsed_ms,
+                    cause,
+                    "request failed"
+                );
             }
         } else {
             tracing::debug!(status = status.as_u16(), elapsed_ms, "request served");
@@ -314,7 +349,10 @@ async fn request_context(State(app): State<AppState>, mut req: Request, next: Ne
             axum::http::header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(pages::CSP),
         );
-        headers.insert(axum::http::header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        headers.insert(
+            axum::http::header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        );
         headers.insert(
             axum::http::header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),

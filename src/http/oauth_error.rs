@@ -33,7 +33,8 @@ impl From<ServiceError> for OAuthResponse {
             ServiceError::OAuth(error) => error.into(),
             ServiceError::Validation(errors) => {
                 let fields: Vec<String> = errors.into_iter().map(|e| e.field).collect();
-                OAuthError::invalid_request(format!("invalid parameters: {}", fields.join(", "))).into()
+                OAuthError::invalid_request(format!("invalid parameters: {}", fields.join(", ")))
+                    .into()
             }
             ServiceError::Unavailable {
                 detail,

@@ -26,7 +26,10 @@ pub fn page(status: StatusCode, template: impl askama::Template) -> Response {
         Ok(html) => {
             let mut response = (status, html).into_response();
             let h = response.headers_mut();
-            h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            h.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
@@ -60,14 +63,23 @@ pub fn service_error(e: ServiceError) -> Response {
                 "Try again in a moment",
                 "usher cannot serve this page right now. Please try again in a few seconds.",
             );
-            r.headers_mut().insert("retry-after", HeaderValue::from_static("5"));
+            r.headers_mut()
+                .insert("retry-after", HeaderValue::from_static("5"));
             r
         }
         ServiceError::Internal(internal) => {
             tracing::error!(cause = %internal, "page failed");
-            message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "usher could not complete this request.")
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "usher could not complete this request.",
+            )
         }
-        other => message(StatusCode::BAD_REQUEST, "This did not work", &format!("{other}")),
+        other => message(
+            StatusCode::BAD_REQUEST,
+            "This did not work",
+            &format!("{other}"),
+        ),
     }
 }
 
@@ -126,7 +138,10 @@ pub async fn current_login(app: &AppState, session: &Session) -> Option<BrowserL
 pub async fn set_login(session: &Session, login: &BrowserLogin) -> Result<(), ServiceError> {
     session.cycle_id().await.map_err(session_failed)?;
     session.insert(LOGIN, login).await.map_err(session_failed)?;
-    session.insert(CSRF, random_id(24)).await.map_err(session_failed)?;
+    session
+        .insert(CSRF, random_id(24))
+        .await
+        .map_err(session_failed)?;
     Ok(())
 }
 
@@ -148,7 +163,12 @@ pub async fn flash(session: &Session, notice: Option<&str>, errors: &[String]) {
 /// Takes the one-time notice and errors.
 pub async fn take_flash(session: &Session) -> (Option<String>, Vec<String>) {
     let notice = session.remove::<String>(NOTICE).await.ok().flatten();
-    let errors = session.remove::<Vec<String>>(ERRORS).await.ok().flatten().unwrap_or_default();
+    let errors = session
+        .remove::<Vec<String>>(ERRORS)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     (notice, errors)
 }
 
@@ -177,7 +197,10 @@ pub struct PageForm(pub Vec<(String, String)>);
 impl PageForm {
     /// The value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -187,7 +210,13 @@ impl FromRequest<AppState> for PageForm {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state.config.max_body_bytes)
             .await
-            .map_err(|_| message(StatusCode::PAYLOAD_TOO_LARGE, "Too much data", "The form is too large."))?;
+            .map_err(|_| {
+                message(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Too much data",
+                    "The form is too large.",
+                )
+            })?;
         Ok(Self(form_urlencoded::parse(&bytes).into_owned().collect()))
     }
 }
@@ -199,8 +228,18 @@ mod tests {
     /// Return addresses only ever point into usher's account pages.
     #[test]
     fn return_addresses_stay_inside() {
-        assert_eq!(safe_return(Some("/account/history")).as_deref(), Some("/account/history"));
-        for bad in ["https://evil.example", "//evil.example", "/account//evil", "/login", "/account\\x", "/account/a b"] {
+        assert_eq!(
+            safe_return(Some("/account/history")).as_deref(),
+            Some("/account/history")
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/account//evil",
+            "/login",
+            "/account\\x",
+            "/account/a b",
+        ] {
             assert_eq!(safe_return(Some(bad)), None, "{bad}");
         }
     }

@@ -68,7 +68,11 @@ impl Problem {
             }
         }
         let detail = format!("invalid fields: {}", fields.join(", "));
-        let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+        let mut p = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            detail,
+        );
         p.0.errors = errors;
         p
     }
@@ -157,9 +161,15 @@ impl From<ServiceError> for Problem {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Validation(errors) => Self::validation(errors),
-            ServiceError::NotFound { code, detail } => Self::new(StatusCode::NOT_FOUND, code, detail),
-            ServiceError::Conflict { code, detail } => Self::new(StatusCode::CONFLICT, code, detail),
-            ServiceError::Forbidden { code, detail } => Self::new(StatusCode::FORBIDDEN, code, detail),
+            ServiceError::NotFound { code, detail } => {
+                Self::new(StatusCode::NOT_FOUND, code, detail)
+            }
+            ServiceError::Conflict { code, detail } => {
+                Self::new(StatusCode::CONFLICT, code, detail)
+            }
+            ServiceError::Forbidden { code, detail } => {
+                Self::new(StatusCode::FORBIDDEN, code, detail)
+            }
             ServiceError::Unauthenticated(b) => Self::bearer(b),
             ServiceError::Gone { code, detail } => Self::new(StatusCode::GONE, code, detail),
             ServiceError::Unavailable {
@@ -194,16 +204,40 @@ mod tests {
     fn service_errors_map_to_statuses() {
         let cases: Vec<(ServiceError, u16, &str)> = vec![
             (ServiceError::Validation(vec![]), 422, "validation_failed"),
-            (ServiceError::not_found("x_not_found", "d"), 404, "x_not_found"),
-            (ServiceError::conflict("login_taken", "d"), 409, "login_taken"),
-            (ServiceError::forbidden("wrong_password", "d"), 403, "wrong_password"),
-            (ServiceError::Unauthenticated(BearerError::Expired), 401, "token_expired"),
             (
-                ServiceError::Unavailable { detail: "d", retry_after: 5, internal: "i".into() },
+                ServiceError::not_found("x_not_found", "d"),
+                404,
+                "x_not_found",
+            ),
+            (
+                ServiceError::conflict("login_taken", "d"),
+                409,
+                "login_taken",
+            ),
+            (
+                ServiceError::forbidden("wrong_password", "d"),
+                403,
+                "wrong_password",
+            ),
+            (
+                ServiceError::Unauthenticated(BearerError::Expired),
+                401,
+                "token_expired",
+            ),
+            (
+                ServiceError::Unavailable {
+                    detail: "d",
+                    retry_after: 5,
+                    internal: "i".into(),
+                },
                 503,
                 "unavailable",
             ),
-            (ServiceError::Internal("secret cause".into()), 500, "internal_error"),
+            (
+                ServiceError::Internal("secret cause".into()),
+                500,
+                "internal_error",
+            ),
             (
                 ServiceError::OAuth(OAuthError::new(OAuthCode::InvalidScope, "d")),
                 400,

@@ -24,12 +24,18 @@ use crate::service::{FieldError, ServiceError, clients};
 const SSE_WAIT: Duration = Duration::from_secs(30);
 
 fn invalid_client() -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed")
-        .header(WWW_AUTHENTICATE, "Basic realm=\"usher\"")
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+        "client authentication failed",
+    )
+    .header(WWW_AUTHENTICATE, "Basic realm=\"usher\"")
 }
 
 async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<(), Problem> {
-    let creds = basic_credentials(headers).ok_or_else(invalid_client)?.map_err(|_| invalid_client())?;
+    let creds = basic_credentials(headers)
+        .ok_or_else(invalid_client)?
+        .map_err(|_| invalid_client())?;
     match clients::authenticate_secret(app, &creds).await {
         Ok(client) if !client.is_public() => Ok(()),
         Ok(_) | Err(ServiceError::OAuth(_)) => Err(invalid_client()),
@@ -42,7 +48,11 @@ fn parse_wait(query: &Query) -> Result<Duration, Problem> {
         None => Ok(Duration::ZERO),
         Some(text) => match text.parse::<u64>() {
             Ok(n) if n <= MAX_WAIT => Ok(Duration::from_secs(n)),
-            _ => Err(Problem::validation(vec![FieldError::new("wait", "range", "must be an integer from 0 to 60")])),
+            _ => Err(Problem::validation(vec![FieldError::new(
+                "wait",
+                "range",
+                "must be an integer from 0 to 60",
+            )])),
         },
     }
 }
@@ -82,15 +92,26 @@ fn event(item: &FeedItem) -> Event {
 }
 
 /// Entries as SSE events, forever; the first event of a fresh stream is `cursor`.
-fn event_stream(app: AppState, since: Option<i64>) -> impl Stream<Item = Result<Event, Infallible>> {
+fn event_stream(
+    app: AppState,
+    since: Option<i64>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     stream::unfold((app, since, true), |(app, since, first)| async move {
-        let wait = if since.is_none() { Duration::ZERO } else { SSE_WAIT };
+        let wait = if since.is_none() {
+            Duration::ZERO
+        } else {
+            SSE_WAIT
+        };
         match revocation_feed::read(&app, since, wait).await {
             Ok(page) => {
                 let next = revocation_feed::parse_cursor(&app, &page.next_cursor).ok();
-                let mut events: Vec<Result<Event, Infallible>> = page.items.iter().map(|i| Ok(event(i))).collect();
+                let mut events: Vec<Result<Event, Infallible>> =
+                    page.items.iter().map(|i| Ok(event(i))).collect();
                 if first && since.is_none() {
-                    events.push(Ok(Event::default().id(page.next_cursor.clone()).event("cursor").data(page.next_cursor)));
+                    events.push(Ok(Event::default()
+                        .id(page.next_cursor.clone())
+                        .event("cursor")
+                        .data(page.next_cursor)));
                 }
                 Some((stream::iter(events), (app, next.or(since), false)))
             }

@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::extract::{RolesManager, Fields, JsonObject};
+use super::extract::{Fields, JsonObject, RolesManager};
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::roles::{self, RoleInput};
@@ -21,7 +21,10 @@ fn role_input(fields: &mut Fields) -> RoleInput {
 }
 
 /// `GET /api/v1/roles`.
-pub async fn list(State(app): State<AppState>, RolesManager(_): RolesManager) -> Result<Response, Problem> {
+pub async fn list(
+    State(app): State<AppState>,
+    RolesManager(_): RolesManager,
+) -> Result<Response, Problem> {
     Ok(Json(json!({ "items": roles::list(&app).await? })).into_response())
 }
 
@@ -34,10 +37,18 @@ pub async fn create(
     let input = role_input(&mut fields);
     let mut rules = roles::check_role_input(&input);
     if input.name.is_none() {
-        rules.push(crate::service::FieldError::new("name", "required", "is required"));
+        rules.push(crate::service::FieldError::new(
+            "name",
+            "required",
+            "is required",
+        ));
     }
     if input.permissions.is_none() {
-        rules.push(crate::service::FieldError::new("permissions", "required", "is required"));
+        rules.push(crate::service::FieldError::new(
+            "permissions",
+            "required",
+            "is required",
+        ));
     }
     fields.finish(rules)?;
     let role = roles::create(&app, input).await?;

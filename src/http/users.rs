@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::account::parse_limit;
-use super::extract::{RolesManager, JsonObject, Query};
+use super::extract::{JsonObject, Query, RolesManager};
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::{FieldError, roles, users};
@@ -22,7 +22,11 @@ pub async fn list(
     let limit = parse_limit(&query)?;
     let prefix = query.get("login").unwrap_or("");
     if prefix.chars().count() > 64 {
-        return Err(Problem::validation(vec![FieldError::new("login", "too_long", "must be at most 64 characters")]));
+        return Err(Problem::validation(vec![FieldError::new(
+            "login",
+            "too_long",
+            "must be at most 64 characters",
+        )]));
     }
     Ok(Json(users::find(&app, prefix, limit, query.get("cursor")).await?).into_response())
 }

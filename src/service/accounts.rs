@@ -59,9 +59,17 @@ pub async fn profile(app: &AppState, user: &UserRecord) -> Result<Profile, Servi
 pub fn check_login(field: &str, login: &str) -> Option<FieldError> {
     let n = login.chars().count();
     if n < 3 {
-        Some(FieldError::new(field, "too_short", "must be at least 3 characters"))
+        Some(FieldError::new(
+            field,
+            "too_short",
+            "must be at least 3 characters",
+        ))
     } else if n > 64 {
-        Some(FieldError::new(field, "too_long", "must be at most 64 characters"))
+        Some(FieldError::new(
+            field,
+            "too_long",
+            "must be at most 64 characters",
+        ))
     } else if !login
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
@@ -78,7 +86,13 @@ pub fn check_login(field: &str, login: &str) -> Option<FieldError> {
 
 /// Checks an e-mail address (a practical subset of RFC 5321: `local@domain.tld`).
 pub fn check_email(field: &str, email: &str) -> Option<FieldError> {
-    let bad = || Some(FieldError::new(field, "format", "must be an e-mail address"));
+    let bad = || {
+        Some(FieldError::new(
+            field,
+            "format",
+            "must be an e-mail address",
+        ))
+    };
     if email.len() > 254 {
         return bad();
     }
@@ -126,7 +140,11 @@ pub struct SignUp {
 }
 
 /// The rule errors of a sign-up (every failing field).
-pub fn check_sign_up(login: Option<&str>, password: Option<&str>, email: Option<&str>) -> Vec<FieldError> {
+pub fn check_sign_up(
+    login: Option<&str>,
+    password: Option<&str>,
+    email: Option<&str>,
+) -> Vec<FieldError> {
     let mut errors = Vec::new();
     errors.extend(login.and_then(|l| check_login("login", l)));
     errors.extend(password.and_then(|p| check_password("password", p)));
@@ -168,7 +186,9 @@ pub async fn current_user(app: &AppState, user_id: &str) -> Result<UserRecord, S
     app.store
         .find_user(user_id)
         .await?
-        .ok_or(ServiceError::Unauthenticated(super::BearerError::SessionEnded))
+        .ok_or(ServiceError::Unauthenticated(
+            super::BearerError::SessionEnded,
+        ))
 }
 
 /// A profile change: `None` leaves a member as it is; `Some(None)` clears the e-mail.
@@ -230,7 +250,10 @@ pub async fn change_password(
     // The current-password check shares the login's lockout: a stolen access token
     // cannot be used to guess the password faster than the login form allows.
     let locked = is_locked(app, &user.login).await;
-    let ok = app.hasher.verify(&current, Some(&user.password_hash)).await?;
+    let ok = app
+        .hasher
+        .verify(&current, Some(&user.password_hash))
+        .await?;
     if locked || !ok {
         if !ok {
             count_failure(app, &user.login).await;

@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::clients::{self, Client};
 use super::client_registry::is_loopback;
+use super::clients::{self, Client};
 use super::{ServiceError, pkce, scope};
 use crate::AppState;
 use crate::token::opaque::random_id;
@@ -103,7 +103,12 @@ pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// The error redirect of RFC 6749 §4.1.2.1 with RFC 9207's `iss`.
-pub fn error_redirect(app: &AppState, req: &AuthorizeRequest, error: &str, description: &str) -> String {
+pub fn error_redirect(
+    app: &AppState,
+    req: &AuthorizeRequest,
+    error: &str,
+    description: &str,
+) -> String {
     let mut params = vec![("error", error), ("error_description", description)];
     if let Some(state) = &req.state {
         params.push(("state", state));
@@ -145,18 +150,27 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 /// Validates an authorization request (query or form parameters).
-pub async fn validate(app: &AppState, params: &[(String, String)]) -> Result<(AuthorizeRequest, std::sync::Arc<Client>), AuthorizeError> {
+pub async fn validate(
+    app: &AppState,
+    params: &[(String, String)],
+) -> Result<(AuthorizeRequest, std::sync::Arc<Client>), AuthorizeError> {
     let repeated = |name: &str| params.iter().filter(|(k, _)| k == name).count() > 1;
     if repeated("client_id") || repeated("redirect_uri") {
-        return Err(AuthorizeError::Page("the request repeats client_id or redirect_uri"));
+        return Err(AuthorizeError::Page(
+            "the request repeats client_id or redirect_uri",
+        ));
     }
-    let client_id = param(params, "client_id").ok_or(AuthorizeError::Page("the request has no client_id"))?;
+    let client_id =
+        param(params, "client_id").ok_or(AuthorizeError::Page("the request has no client_id"))?;
     let client = clients::find(app, client_id)
         .await?
         .ok_or(AuthorizeError::Page("the client is not registered"))?;
-    let redirect_uri = param(params, "redirect_uri").ok_or(AuthorizeError::Page("the request has no redirect_uri"))?;
+    let redirect_uri = param(params, "redirect_uri")
+        .ok_or(AuthorizeError::Page("the request has no redirect_uri"))?;
     if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
-        return Err(AuthorizeError::Page("the redirect_uri is not registered for this client"));
+        return Err(AuthorizeError::Page(
+            "the redirect_uri is not registered for this client",
+        ));
     }
     // From here on the client and the redirect URI are trusted: errors go back to it.
     let mut req = AuthorizeRequest {
@@ -177,33 +191,65 @@ pub async fn validate(app: &AppState, params: &[(String, String)]) -> Result<(Au
     let fail = |req: &AuthorizeRequest, error: &str, description: &str| {
         AuthorizeError::Redirect(error_redirect(app, req, error, description))
     };
-    if let Some((name, _)) = params.iter().enumerate().find_map(|(i, (k, _))| {
-        params[..i].iter().any(|(p, _)| p == k).then_some((k, ()))
-    }) {
-        return Err(fail(&req, "invalid_request", &format!("the parameter {name} is repeated")));
+    if let Some((name, _)) = params
+        .iter()
+        .enumerate()
+        .find_map(|(i, (k, _))| params[..i].iter().any(|(p, _)| p == k).then_some((k, ())))
+    {
+        return Err(fail(
+            &req,
+            "invalid_request",
+            &format!("the parameter {name} is repeated"),
+        ));
     }
     if param(params, "request").is_some() {
-        return Err(fail(&req, "request_not_supported", "request objects are not supported"));
+        return Err(fail(
+            &req,
+            "request_not_supported",
+            "request objects are not supported",
+        ));
     }
     if param(params, "request_uri").is_some() {
-        return Err(fail(&req, "request_uri_not_supported", "request_uri is not supported"));
+        return Err(fail(
+            &req,
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
     }
     match param(params, "response_type") {
         Some("code") => {}
-        Some(_) => return Err(fail(&req, "unsupported_response_type", "only response_type=code is supported")),
+        Some(_) => {
+            return Err(fail(
+                &req,
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ));
+        }
         None => return Err(fail(&req, "invalid_request", "response_type is missing")),
     }
     if !matches!(param(params, "response_mode"), None | Some("query")) {
-        return Err(fail(&req, "invalid_request", "only response_mode=query is supported"));
+        return Err(fail(
+            &req,
+            "invalid_request",
+            "only response_mode=query is supported",
+        ));
     }
     if !client.allows_grant("authorization_code") {
-        return Err(fail(&req, "unauthorized_client", "the client may not use the authorization code flow"));
+        return Err(fail(
+            &req,
+            "unauthorized_client",
+            "the client may not use the authorization code flow",
+        ));
     }
     let requested = scope::parse(param(params, "scope").unwrap_or("openid"))
         .map_err(|_| fail(&req, "invalid_scope", "the scope has invalid characters"))?;
     let allowed = scope::parse(&client.scope).map_err(ServiceError::from)?;
     if !scope::within(&requested, &allowed) {
-        return Err(fail(&req, "invalid_scope", "the requested scope exceeds what the client may ask for"));
+        return Err(fail(
+            &req,
+            "invalid_scope",
+            "the requested scope exceeds what the client may ask for",
+        ));
     }
     req.scope = scope::canonical(&requested);
     req.code_challenge = pkce::challenge(
@@ -222,7 +268,11 @@ pub async fn validate(app: &AppState, params: &[(String, String)]) -> Result<(Au
             }
         }
         if req.prompt_none && (req.prompt_login || req.prompt_consent) {
-            return Err(fail(&req, "invalid_request", "prompt=none cannot be combined"));
+            return Err(fail(
+                &req,
+                "invalid_request",
+                "prompt=none cannot be combined",
+            ));
         }
     }
     if let Some(max_age) = param(params, "max_age") {
@@ -231,7 +281,13 @@ pub async fn validate(app: &AppState, params: &[(String, String)]) -> Result<(Au
                 .parse::<i64>()
                 .ok()
                 .filter(|m| *m >= 0)
-                .ok_or_else(|| fail(&req, "invalid_request", "max_age must be a non-negative integer"))?,
+                .ok_or_else(|| {
+                    fail(
+                        &req,
+                        "invalid_request",
+                        "max_age must be a non-negative integer",
+                    )
+                })?,
         );
     }
     Ok((req, client))
@@ -242,7 +298,11 @@ pub async fn park(app: &AppState, req: &AuthorizeRequest) -> Result<String, Serv
     let id = random_id(16);
     let json = serde_json::to_string(req).map_err(|e| ServiceError::Internal(e.to_string()))?;
     app.state
-        .put_ttl(&format!("authz:{id}"), &json, std::time::Duration::from_secs(PARKED_TTL))
+        .put_ttl(
+            &format!("authz:{id}"),
+            &json,
+            std::time::Duration::from_secs(PARKED_TTL),
+        )
         .await?;
     Ok(id)
 }
@@ -284,7 +344,12 @@ pub async fn proceed(
 ) -> Result<Step, AuthorizeError> {
     let Some(login) = login.filter(|l| login_satisfies(app, req, l)) else {
         if req.prompt_none {
-            return Err(AuthorizeError::Redirect(error_redirect(app, req, "login_required", "the user is not logged in")));
+            return Err(AuthorizeError::Redirect(error_redirect(
+                app,
+                req,
+                "login_required",
+                "the user is not logged in",
+            )));
         }
         return Ok(Step::Login(park(app, req).await?));
     };
@@ -292,7 +357,11 @@ pub async fn proceed(
         .await?
         .ok_or(AuthorizeError::Page("the client is not registered"))?;
     if !client.first_party && !req.consent_given {
-        let granted = app.store.find_consent(&login.user_id, &req.client_id).await.map_err(ServiceError::from)?;
+        let granted = app
+            .store
+            .find_consent(&login.user_id, &req.client_id)
+            .await
+            .map_err(ServiceError::from)?;
         let covered = granted.is_some_and(|g| {
             let (Ok(g), Ok(r)) = (scope::parse(&g), scope::parse(&req.scope)) else {
                 return false;
@@ -301,7 +370,12 @@ pub async fn proceed(
         });
         if !covered || req.prompt_consent {
             if req.prompt_none {
-                return Err(AuthorizeError::Redirect(error_redirect(app, req, "consent_required", "the user has not consented")));
+                return Err(AuthorizeError::Redirect(error_redirect(
+                    app,
+                    req,
+                    "consent_required",
+                    "the user has not consented",
+                )));
             }
             return Ok(Step::Consent(park(app, req).await?));
         }
@@ -329,7 +403,11 @@ pub fn code_key(code: &str) -> String {
     format!("code:{}", sha256_hex(code.as_bytes()))
 }
 
-async fn issue_code(app: &AppState, req: &AuthorizeRequest, login: &BrowserLogin) -> Result<String, ServiceError> {
+async fn issue_code(
+    app: &AppState,
+    req: &AuthorizeRequest,
+    login: &BrowserLogin,
+) -> Result<String, ServiceError> {
     let code = random_id(32);
     let grant = CodeGrant {
         request: req.clone(),
@@ -340,7 +418,11 @@ async fn issue_code(app: &AppState, req: &AuthorizeRequest, login: &BrowserLogin
     };
     let json = serde_json::to_string(&grant).map_err(|e| ServiceError::Internal(e.to_string()))?;
     app.state
-        .put_ttl(&code_key(&code), &json, std::time::Duration::from_secs(CODE_TTL))
+        .put_ttl(
+            &code_key(&code),
+            &json,
+            std::time::Duration::from_secs(CODE_TTL),
+        )
         .await?;
     let mut params = vec![("code", code.as_str())];
     if let Some(state) = &req.state {
@@ -351,8 +433,17 @@ async fn issue_code(app: &AppState, req: &AuthorizeRequest, login: &BrowserLogin
 }
 
 /// Records a consent (the union with what was granted before).
-pub async fn grant_consent(app: &AppState, user_id: &str, req: &AuthorizeRequest) -> Result<(), ServiceError> {
-    let mut scopes: Vec<String> = req.scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+pub async fn grant_consent(
+    app: &AppState,
+    user_id: &str,
+    req: &AuthorizeRequest,
+) -> Result<(), ServiceError> {
+    let mut scopes: Vec<String> = req
+        .scope
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     if let Some(prev) = app.store.find_consent(user_id, &req.client_id).await? {
         for s in prev.split(' ').filter(|s| !s.is_empty()) {
             if !scopes.iter().any(|x| x == s) {
@@ -361,7 +452,9 @@ pub async fn grant_consent(app: &AppState, user_id: &str, req: &AuthorizeRequest
         }
     }
     let merged = scope::canonical(&scope::parse(&scopes.join(" "))?);
-    app.store.save_consent(user_id, &req.client_id, &merged, app.clock.now()).await?;
+    app.store
+        .save_consent(user_id, &req.client_id, &merged, app.clock.now())
+        .await?;
     Ok(())
 }
 
@@ -372,13 +465,22 @@ mod tests {
     /// Exact match, and any port for loopback redirect URIs (RFC 8252 §7.3) only.
     #[test]
     fn redirect_uri_matching() {
-        let reg = vec!["https://cinema.example/cb".to_owned(), "http://127.0.0.1/cb".to_owned()];
+        let reg = vec![
+            "https://cinema.example/cb".to_owned(),
+            "http://127.0.0.1/cb".to_owned(),
+        ];
         assert!(redirect_uri_matches(&reg, "https://cinema.example/cb"));
         assert!(!redirect_uri_matches(&reg, "https://cinema.example/cb/"));
-        assert!(!redirect_uri_matches(&reg, "https://cinema.example:8443/cb"));
+        assert!(!redirect_uri_matches(
+            &reg,
+            "https://cinema.example:8443/cb"
+        ));
         assert!(redirect_uri_matches(&reg, "http://127.0.0.1:51234/cb"));
         assert!(!redirect_uri_matches(&reg, "http://127.0.0.1:51234/other"));
         assert!(!redirect_uri_matches(&reg, "http://localhost:51234/cb"));
-        assert_eq!(with_query("https://a/cb?x=1", &[("code", "c d")]), "https://a/cb?x=1&code=c+d");
+        assert_eq!(
+            with_query("https://a/cb?x=1", &[("code", "c d")]),
+            "https://a/cb?x=1&code=c+d"
+        );
     }
 }

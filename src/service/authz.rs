@@ -301,7 +301,9 @@ async fn subject(app: &AppState, claims: Option<&AccessClaims>) -> Result<Subjec
     }
     match app.authz.user(app.store.as_ref(), &claims.sub).await? {
         Some(user) if !user.blocked => Ok(Subject::User(user)),
-        _ => Err(ServiceError::Unauthenticated(super::BearerError::SessionEnded)),
+        _ => Err(ServiceError::Unauthenticated(
+            super::BearerError::SessionEnded,
+        )),
     }
 }
 
@@ -314,7 +316,10 @@ pub async fn check_many(
     let subject = subject(app, claims).await?;
     let (results, decision) = match &subject {
         Subject::Anonymous => (
-            permissions.iter().map(|p| app.authz.anonymous_allows(p)).collect(),
+            permissions
+                .iter()
+                .map(|p| app.authz.anonymous_allows(p))
+                .collect(),
             Decision {
                 allowed: false,
                 subject: None,
@@ -323,7 +328,10 @@ pub async fn check_many(
             },
         ),
         Subject::User(user) => (
-            permissions.iter().map(|p| app.authz.user_allows(user, p)).collect(),
+            permissions
+                .iter()
+                .map(|p| app.authz.user_allows(user, p))
+                .collect(),
             Decision {
                 allowed: false,
                 subject: Some(user.user_id.clone()),
@@ -333,7 +341,10 @@ pub async fn check_many(
         ),
         // A service client holds what anonymous requests hold, nothing more.
         Subject::Client(id) => (
-            permissions.iter().map(|p| app.authz.anonymous_allows(p)).collect(),
+            permissions
+                .iter()
+                .map(|p| app.authz.anonymous_allows(p))
+                .collect(),
             Decision {
                 allowed: false,
                 subject: Some(id.clone()),
@@ -363,7 +374,12 @@ pub async fn require(
     claims: &AccessClaims,
     permission: &'static str,
 ) -> Result<Arc<UserAuthz>, ServiceError> {
-    let forbidden = || ServiceError::forbidden("forbidden", format!("this needs the {permission} permission"));
+    let forbidden = || {
+        ServiceError::forbidden(
+            "forbidden",
+            format!("this needs the {permission} permission"),
+        )
+    };
     match subject(app, Some(claims)).await? {
         Subject::User(user) if app.authz.user_allows(&user, permission) => Ok(user),
         _ => Err(forbidden()),
@@ -387,7 +403,15 @@ mod tests {
     fn grammars() {
         assert!(check_permission("p", "films:watch_recent").is_none());
         assert!(check_permission("p", "a.b-c_1:x").is_none());
-        for bad in ["films", "films:", ":x", "a:b:c", "Films:watch", "films:*", "a b:c"] {
+        for bad in [
+            "films",
+            "films:",
+            ":x",
+            "a:b:c",
+            "Films:watch",
+            "films:*",
+            "a b:c",
+        ] {
             assert!(check_permission("p", bad).is_some(), "{bad}");
         }
         assert!(check_permission("p", &format!("{}:x", "a".repeat(65))).is_some());

@@ -171,7 +171,9 @@ fn audience_matches(aud: Option<&Value>, expected: &str) -> bool {
 fn parse_claims(app: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
     let verified = jwt::verify(&app.keys.current(), token)?;
     match verified.header.get("typ").and_then(Value::as_str) {
-        Some(t) if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {}
+        Some(t)
+            if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {
+        }
         _ => return Err(BearerError::WrongType),
     }
     let c = &verified.claims;

@@ -21,24 +21,42 @@ fn uses_redis(app: &AppState) -> bool {
 }
 
 /// Stores (or replaces) a record until `expires_at`.
-pub async fn save(app: &AppState, id: &str, data: &str, expires_at: i64) -> Result<(), ServiceError> {
+pub async fn save(
+    app: &AppState,
+    id: &str,
+    data: &str,
+    expires_at: i64,
+) -> Result<(), ServiceError> {
     if uses_redis(app) {
-        Ok(app.state.put_ttl(&key(id), data, ttl(app, expires_at)).await?)
+        Ok(app
+            .state
+            .put_ttl(&key(id), data, ttl(app, expires_at))
+            .await?)
     } else {
         Ok(app.store.save_browser_session(id, data, expires_at).await?)
     }
 }
 
 /// Stores a new record; `false` when the id is already taken.
-pub async fn create(app: &AppState, id: &str, data: &str, expires_at: i64) -> Result<bool, ServiceError> {
+pub async fn create(
+    app: &AppState,
+    id: &str,
+    data: &str,
+    expires_at: i64,
+) -> Result<bool, ServiceError> {
     if uses_redis(app) {
         if app.state.get(&key(id)).await?.is_some() {
             return Ok(false);
         }
-        app.state.put_ttl(&key(id), data, ttl(app, expires_at)).await?;
+        app.state
+            .put_ttl(&key(id), data, ttl(app, expires_at))
+            .await?;
         Ok(true)
     } else {
-        Ok(app.store.create_browser_session(id, data, expires_at).await?)
+        Ok(app
+            .store
+            .create_browser_session(id, data, expires_at)
+            .await?)
     }
 }
 

@@ -12,7 +12,12 @@ use crate::store::StoreError;
 use crate::token::opaque::{PlainToken, random_id};
 
 /// Grant types a client may be registered with.
-pub const GRANT_TYPES: &[&str] = &["password", "refresh_token", "authorization_code", "client_credentials"];
+pub const GRANT_TYPES: &[&str] = &[
+    "password",
+    "refresh_token",
+    "authorization_code",
+    "client_credentials",
+];
 /// Authentication methods a client may be registered with.
 pub const AUTH_METHODS: &[&str] = &["none", "client_secret_basic", "client_secret_post"];
 /// Prefix of client secrets.
@@ -131,30 +136,52 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
     let mut errors = Vec::new();
     if let Some(id) = input.client_id {
         let ok = (1..=64).contains(&id.len())
-            && id.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
         if !ok {
-            errors.push(FieldError::new("client_id", "format", "must be 1 to 64 letters, digits, '.', '_', '-'"));
+            errors.push(FieldError::new(
+                "client_id",
+                "format",
+                "must be 1 to 64 letters, digits, '.', '_', '-'",
+            ));
         }
         base.client_id = id;
     }
     if let Some(name) = input.client_name {
         if name.trim().is_empty() || name.chars().count() > 128 {
-            errors.push(FieldError::new("client_name", "format", "must be 1 to 128 characters"));
+            errors.push(FieldError::new(
+                "client_name",
+                "format",
+                "must be 1 to 128 characters",
+            ));
         }
         base.client_name = name;
     }
     if let Some(method) = input.token_endpoint_auth_method {
         if !AUTH_METHODS.contains(&method.as_str()) {
-            errors.push(FieldError::new("token_endpoint_auth_method", "unsupported", "must be none, client_secret_basic or client_secret_post"));
+            errors.push(FieldError::new(
+                "token_endpoint_auth_method",
+                "unsupported",
+                "must be none, client_secret_basic or client_secret_post",
+            ));
         } else if !creating && (method == "none") != base.is_public() {
-            errors.push(FieldError::new("token_endpoint_auth_method", "immutable", "a client cannot change between public and confidential"));
+            errors.push(FieldError::new(
+                "token_endpoint_auth_method",
+                "immutable",
+                "a client cannot change between public and confidential",
+            ));
         }
         base.token_endpoint_auth_method = method;
     }
     if let Some(grants) = input.grant_types {
         for (i, g) in grants.iter().enumerate() {
             if !GRANT_TYPES.contains(&g.as_str()) {
-                errors.push(FieldError::new(format!("grant_types[{i}]"), "unsupported", "unknown grant type"));
+                errors.push(FieldError::new(
+                    format!("grant_types[{i}]"),
+                    "unsupported",
+                    "unknown grant type",
+                ));
             }
         }
         let mut unique: Vec<String> = Vec::with_capacity(grants.len());
@@ -176,25 +203,49 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
     if let Some(text) = input.scope {
         match scope::parse(&text) {
             Ok(parsed) => base.scope = scope::canonical(&parsed),
-            Err(_) => errors.push(FieldError::new("scope", "format", "must be space-separated scope tokens")),
+            Err(_) => errors.push(FieldError::new(
+                "scope",
+                "format",
+                "must be space-separated scope tokens",
+            )),
         }
     }
     if let Some(first_party) = input.first_party {
         base.first_party = first_party;
     }
     if base.grant_types.is_empty() {
-        errors.push(FieldError::new("grant_types", "required", "at least one grant type"));
+        errors.push(FieldError::new(
+            "grant_types",
+            "required",
+            "at least one grant type",
+        ));
     }
     if base.is_public() && base.allows_grant("client_credentials") {
-        errors.push(FieldError::new("grant_types", "not_allowed", "a public client cannot use client_credentials"));
+        errors.push(FieldError::new(
+            "grant_types",
+            "not_allowed",
+            "a public client cannot use client_credentials",
+        ));
     }
     if base.allows_grant("password") && !base.first_party {
-        errors.push(FieldError::new("grant_types", "not_allowed", "the password grant is for first-party clients only"));
+        errors.push(FieldError::new(
+            "grant_types",
+            "not_allowed",
+            "the password grant is for first-party clients only",
+        ));
     }
     if base.allows_grant("authorization_code") && base.redirect_uris.is_empty() {
-        errors.push(FieldError::new("redirect_uris", "required", "authorization_code needs a redirect URI"));
+        errors.push(FieldError::new(
+            "redirect_uris",
+            "required",
+            "authorization_code needs a redirect URI",
+        ));
     }
-    if errors.is_empty() { Ok(base) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(base)
+    } else {
+        Err(errors)
+    }
 }
 
 fn not_found() -> ServiceError {
@@ -202,7 +253,10 @@ fn not_found() -> ServiceError {
 }
 
 fn builtin() -> ServiceError {
-    ServiceError::conflict("builtin_client", "a built-in client cannot be changed or deleted here")
+    ServiceError::conflict(
+        "builtin_client",
+        "a built-in client cannot be changed or deleted here",
+    )
 }
 
 /// Every client.
@@ -249,7 +303,9 @@ pub async fn create(app: &AppState, input: ClientInput) -> Result<ClientView, Se
         .insert_client(&client.to_record())
         .await
         .map_err(|e| match e {
-            StoreError::Conflict { .. } => ServiceError::conflict("client_id_taken", "this client id is already registered"),
+            StoreError::Conflict { .. } => {
+                ServiceError::conflict("client_id_taken", "this client id is already registered")
+            }
             other => other.into(),
         })?;
     tracing::info!(client_id = %client.client_id, "client registered");
@@ -257,18 +313,30 @@ pub async fn create(app: &AppState, input: ClientInput) -> Result<ClientView, Se
 }
 
 /// Changes a client; with `rotate_secret` the answer carries the new secret.
-pub async fn update(app: &AppState, client_id: &str, input: ClientInput) -> Result<ClientView, ServiceError> {
+pub async fn update(
+    app: &AppState,
+    client_id: &str,
+    input: ClientInput,
+) -> Result<ClientView, ServiceError> {
     let current = clients::find(app, client_id).await?.ok_or_else(not_found)?;
     if current.builtin {
         return Err(builtin());
     }
     if input.client_id.as_deref().is_some_and(|id| id != client_id) {
-        return Err(ServiceError::Validation(vec![FieldError::new("client_id", "immutable", "the client id cannot change")]));
+        return Err(ServiceError::Validation(vec![FieldError::new(
+            "client_id",
+            "immutable",
+            "the client id cannot change",
+        )]));
     }
     let rotate = input.rotate_secret;
     let mut client = merge((*current).clone(), input, false).map_err(ServiceError::Validation)?;
     if rotate && client.is_public() {
-        return Err(ServiceError::Validation(vec![FieldError::new("rotate_secret", "not_allowed", "a public client has no secret")]));
+        return Err(ServiceError::Validation(vec![FieldError::new(
+            "rotate_secret",
+            "not_allowed",
+            "a public client has no secret",
+        )]));
     }
     let secret = rotate.then(|| PlainToken::generate(SECRET_PREFIX));
     if let Some(s) = &secret {
@@ -306,10 +374,22 @@ mod tests {
     /// Redirect URIs: absolute, no fragment, https unless loopback.
     #[test]
     fn redirect_uri_rules() {
-        for ok in ["https://cinema.example/cb", "http://127.0.0.1:8080/cb", "http://localhost/cb", "http://[::1]:9/cb", "https://a.b/cb?x=1"] {
+        for ok in [
+            "https://cinema.example/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+            "https://a.b/cb?x=1",
+        ] {
             assert!(check_redirect_uri("r", ok).is_none(), "{ok}");
         }
-        for bad in ["http://cinema.example/cb", "https://a.b/cb#frag", "/relative", "cinema://cb", "not a uri"] {
+        for bad in [
+            "http://cinema.example/cb",
+            "https://a.b/cb#frag",
+            "/relative",
+            "cinema://cb",
+            "not a uri",
+        ] {
             assert!(check_redirect_uri("r", bad).is_some(), "{bad}");
         }
     }

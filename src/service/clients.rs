@@ -119,7 +119,11 @@ impl Client {
     pub fn from_record(r: ClientRecord) -> Self {
         let list = |text: &str| serde_json::from_str::<Vec<String>>(text).unwrap_or_default();
         Self {
-            grant_types: r.grant_types.split_whitespace().map(str::to_owned).collect(),
+            grant_types: r
+                .grant_types
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
             redirect_uris: list(&r.redirect_uris),
             post_logout_redirect_uris: list(&r.post_logout_redirect_uris),
             client_id: r.client_id,
@@ -186,7 +190,10 @@ pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Arc<Client>>
 
 /// Authenticates a confidential client by its secret, whichever secret method it is
 /// registered with (endpoints that only take HTTP Basic, like the revocation feed).
-pub async fn authenticate_secret(app: &AppState, creds: &Credentials) -> Result<Arc<Client>, ServiceError> {
+pub async fn authenticate_secret(
+    app: &AppState,
+    creds: &Credentials,
+) -> Result<Arc<Client>, ServiceError> {
     let Some(client) = find(app, &creds.client_id).await? else {
         return Err(invalid_client());
     };
@@ -239,7 +246,11 @@ pub async fn apply_builtin_config(app: &AppState) -> Result<(), ServiceError> {
         app.config.cinema_web_redirect_uris.clone(),
         app.config.cinema_web_post_logout_redirect_uris.clone(),
     );
-    if (client.redirect_uris.clone(), client.post_logout_redirect_uris.clone()) == wanted {
+    if (
+        client.redirect_uris.clone(),
+        client.post_logout_redirect_uris.clone(),
+    ) == wanted
+    {
         return Ok(());
     }
     client.redirect_uris = wanted.0;

@@ -16,7 +16,11 @@ fn inactive() -> Value {
 }
 
 /// Introspects `token` for `client`.
-pub async fn introspect(app: &AppState, client: &Client, token: &str) -> Result<Value, ServiceError> {
+pub async fn introspect(
+    app: &AppState,
+    client: &Client,
+    token: &str,
+) -> Result<Value, ServiceError> {
     if token.starts_with(REFRESH_PREFIX) {
         return refresh(app, client, token).await;
     }

@@ -11,8 +11,8 @@ use crate::store::StoreError;
 pub mod accounts;
 pub mod authorize;
 pub mod authz;
-pub mod browser;
 pub mod bearer;
+pub mod browser;
 pub mod client_registry;
 pub mod clients;
 pub mod discovery;
@@ -214,9 +214,10 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::not_found("not_found", "the resource does not exist"),
-            StoreError::Conflict { .. } => {
-                Self::conflict("conflict", "the request conflicts with an existing resource")
-            }
+            StoreError::Conflict { .. } => Self::conflict(
+                "conflict",
+                "the request conflicts with an existing resource",
+            ),
             StoreError::Unavailable(internal) => Self::Unavailable {
                 detail: "the database is unavailable",
                 retry_after: 5,

@@ -52,7 +52,10 @@ pub fn verify(stored: Option<&str>, verifier: Option<&str>) -> bool {
             (43..=128).contains(&verifier.len())
                 && unreserved(verifier)
                 && Pkce::optional()
-                    .verify(Some(Value::private(Some(stored.to_owned()))), Some(Cow::Borrowed(verifier)))
+                    .verify(
+                        Some(Value::private(Some(stored.to_owned()))),
+                        Some(Cow::Borrowed(verifier)),
+                    )
                     .is_ok()
         }
     }
@@ -69,7 +72,10 @@ mod tests {
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         let stored = super::challenge(true, Some(challenge), Some("S256")).unwrap();
         assert!(verify(stored.as_deref(), Some(verifier)));
-        assert!(!verify(stored.as_deref(), Some(&verifier.replace('d', "e"))));
+        assert!(!verify(
+            stored.as_deref(),
+            Some(&verifier.replace('d', "e"))
+        ));
         assert!(!verify(stored.as_deref(), None));
         assert!(!verify(stored.as_deref(), Some("short")));
         assert!(super::challenge(true, Some(challenge), Some("plain")).is_err());

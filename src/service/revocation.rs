@@ -18,7 +18,10 @@ pub async fn revoke(app: &AppState, client: &Client, token: &str) -> Result<(), 
         if let Some(rt) = app.store.find_refresh(&hash).await?
             && rt.client_id == client.client_id
         {
-            let ended = app.store.end_session_by_id(&rt.session_id, "revoked", now).await?;
+            let ended = app
+                .store
+                .end_session_by_id(&rt.session_id, "revoked", now)
+                .await?;
             feed::publish(app, &ended).await;
             tracing::info!(client_id = %client.client_id, "refresh token revoked: session ended");
         }

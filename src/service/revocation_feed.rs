@@ -65,7 +65,10 @@ pub fn parse_cursor(app: &AppState, cursor: &str) -> Result<i64, ServiceError> {
     };
     let text = decode_cursor("rv", cursor).ok_or_else(bad)?;
     let (seq, issued) = text.split_once('.').ok_or_else(bad)?;
-    let (seq, issued) = (seq.parse::<i64>().map_err(|_| bad())?, issued.parse::<i64>().map_err(|_| bad())?);
+    let (seq, issued) = (
+        seq.parse::<i64>().map_err(|_| bad())?,
+        issued.parse::<i64>().map_err(|_| bad())?,
+    );
     if seq < 0 {
         return Err(bad());
     }
@@ -84,13 +87,20 @@ fn exposed(c: &ChangeRecord) -> bool {
 }
 
 /// Reads entries after `since` (none: start from now), waiting up to `wait` for one.
-pub async fn read(app: &AppState, since: Option<i64>, wait: Duration) -> Result<FeedPage, ServiceError> {
+pub async fn read(
+    app: &AppState,
+    since: Option<i64>,
+    wait: Duration,
+) -> Result<FeedPage, ServiceError> {
     let mut after = match since {
         Some(seq) => seq,
         None => {
             let now = app.clock.now();
             let last = app.store.last_change_seq().await?;
-            return Ok(FeedPage { items: Vec::new(), next_cursor: cursor_at(last, now) });
+            return Ok(FeedPage {
+                items: Vec::new(),
+                next_cursor: cursor_at(last, now),
+            });
         }
     };
     let deadline = tokio::time::Instant::now() + wait;
@@ -115,7 +125,10 @@ pub async fn read(app: &AppState, since: Option<i64>, wait: Duration) -> Result<
             })
             .collect();
         if !items.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(FeedPage { items, next_cursor: cursor_at(after, now) });
+            return Ok(FeedPage {
+                items,
+                next_cursor: cursor_at(after, now),
+            });
         }
         let _ = tokio::time::timeout_at(deadline, changed).await;
     }

@@ -69,11 +69,19 @@ pub fn check_role_input(input: &RoleInput) -> Vec<FieldError> {
     if let Some(d) = &input.description
         && d.chars().count() > MAX_DESCRIPTION
     {
-        errors.push(FieldError::new("description", "too_long", format!("must be at most {MAX_DESCRIPTION} characters")));
+        errors.push(FieldError::new(
+            "description",
+            "too_long",
+            format!("must be at most {MAX_DESCRIPTION} characters"),
+        ));
     }
     if let Some(perms) = &input.permissions {
         if perms.len() > MAX_PERMISSIONS {
-            errors.push(FieldError::new("permissions", "too_long", format!("at most {MAX_PERMISSIONS} permissions")));
+            errors.push(FieldError::new(
+                "permissions",
+                "too_long",
+                format!("at most {MAX_PERMISSIONS} permissions"),
+            ));
         }
         for (i, p) in perms.iter().enumerate() {
             errors.extend(authz::check_permission(&format!("permissions[{i}]"), p));
@@ -95,19 +103,31 @@ fn role_not_found() -> ServiceError {
 
 fn name_taken(e: StoreError) -> ServiceError {
     match e {
-        StoreError::Conflict { .. } => ServiceError::conflict("role_name_taken", "a role with this name exists"),
+        StoreError::Conflict { .. } => {
+            ServiceError::conflict("role_name_taken", "a role with this name exists")
+        }
         other => other.into(),
     }
 }
 
 /// Every role.
 pub async fn list(app: &AppState) -> Result<Vec<RoleView>, ServiceError> {
-    Ok(app.store.list_roles().await?.into_iter().map(RoleView::of).collect())
+    Ok(app
+        .store
+        .list_roles()
+        .await?
+        .into_iter()
+        .map(RoleView::of)
+        .collect())
 }
 
 /// One role.
 pub async fn get(app: &AppState, id: &str) -> Result<RoleView, ServiceError> {
-    app.store.find_role(id).await?.map(RoleView::of).ok_or_else(role_not_found)
+    app.store
+        .find_role(id)
+        .await?
+        .map(RoleView::of)
+        .ok_or_else(role_not_found)
 }
 
 /// Creates a role. 409 `role_name_taken`.
@@ -147,7 +167,10 @@ pub async fn update(app: &AppState, id: &str, input: RoleInput) -> Result<RoleVi
     let mut role = app.store.find_role(id).await?.ok_or_else(role_not_found)?;
     if let Some(name) = input.name {
         if role.builtin && name != role.name {
-            return Err(ServiceError::conflict("builtin_role", "a built-in role cannot be renamed"));
+            return Err(ServiceError::conflict(
+                "builtin_role",
+                "a built-in role cannot be renamed",
+            ));
         }
         role.name = name;
     }
@@ -171,9 +194,16 @@ pub async fn update(app: &AppState, id: &str, input: RoleInput) -> Result<RoleVi
 pub async fn delete(app: &AppState, id: &str) -> Result<(), ServiceError> {
     let role = app.store.find_role(id).await?.ok_or_else(role_not_found)?;
     if role.builtin {
-        return Err(ServiceError::conflict("builtin_role", "a built-in role cannot be deleted"));
+        return Err(ServiceError::conflict(
+            "builtin_role",
+            "a built-in role cannot be deleted",
+        ));
     }
-    let change = app.store.delete_role(id, app.clock.now()).await?.ok_or_else(role_not_found)?;
+    let change = app
+        .store
+        .delete_role(id, app.clock.now())
+        .await?
+        .ok_or_else(role_not_found)?;
     feed::publish(app, std::slice::from_ref(&change)).await;
     tracing::info!(role = %role.name, "role deleted");
     Ok(())
@@ -196,26 +226,47 @@ fn user_not_found() -> ServiceError {
 
 /// A user's roles: the implicit `user` first, then the assigned ones by name.
 pub async fn user_roles(app: &AppState, user_id: &str) -> Result<Vec<UserRoleView>, ServiceError> {
-    app.store.find_user(user_id).await?.ok_or_else(user_not_found)?;
+    app.store
+        .find_user(user_id)
+        .await?
+        .ok_or_else(user_not_found)?;
     let roles = app.store.list_roles().await?;
     let assigned = app.store.user_role_ids(user_id).await?;
     let mut items: Vec<UserRoleView> = roles
         .iter()
         .filter(|r| r.builtin && r.name == USER)
-        .map(|r| UserRoleView { id: r.id.clone(), name: r.name.clone(), implicit: true })
+        .map(|r| UserRoleView {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            implicit: true,
+        })
         .collect();
     items.extend(
         roles
             .into_iter()
             .filter(|r| assigned.contains(&r.id) && !(r.builtin && r.name == USER))
-            .map(|r| UserRoleView { id: r.id, name: r.name, implicit: false }),
+            .map(|r| UserRoleView {
+                id: r.id,
+                name: r.name,
+                implicit: false,
+            }),
     );
     Ok(items)
 }
 
-async fn user_and_role(app: &AppState, user_id: &str, role_id: &str) -> Result<RoleRecord, ServiceError> {
-    app.store.find_user(user_id).await?.ok_or_else(user_not_found)?;
-    app.store.find_role(role_id).await?.ok_or_else(role_not_found)
+async fn user_and_role(
+    app: &AppState,
+    user_id: &str,
+    role_id: &str,
+) -> Result<RoleRecord, ServiceError> {
+    app.store
+        .find_user(user_id)
+        .await?
+        .ok_or_else(user_not_found)?;
+    app.store
+        .find_role(role_id)
+        .await?
+        .ok_or_else(role_not_found)
 }
 
 /// Assigns a role (idempotent). Assigning `user` changes nothing: every user holds it.
@@ -242,9 +293,15 @@ pub async fn assign(app: &AppState, user_id: &str, role_id: &str) -> Result<(), 
 pub async fn unassign(app: &AppState, user_id: &str, role_id: &str) -> Result<(), ServiceError> {
     let role = user_and_role(app, user_id, role_id).await?;
     if role.builtin && role.name == USER {
-        return Err(ServiceError::conflict("builtin_role", "every user holds the user role"));
+        return Err(ServiceError::conflict(
+            "builtin_role",
+            "every user holds the user role",
+        ));
     }
-    let change = app.store.unassign_role(user_id, role_id, app.clock.now()).await?;
+    let change = app
+        .store
+        .unassign_role(user_id, role_id, app.clock.now())
+        .await?;
     app.authz.forget_user(user_id);
     feed::publish(app, std::slice::from_ref(&change)).await;
     tracing::info!(user_id, role = %role.name, "role taken away");

@@ -129,14 +129,26 @@ pub async fn start(
         expires_at,
         used_at: None,
     };
-    app.store.start_session(&session, Some(&record), input.event).await?;
-    tracing::info!(user_id = input.user_id, client_id = input.client_id, "session started");
+    app.store
+        .start_session(&session, Some(&record), input.event)
+        .await?;
+    tracing::info!(
+        user_id = input.user_id,
+        client_id = input.client_id,
+        "session started"
+    );
     Ok((session, refresh))
 }
 
 /// A user's live sessions as stored, newest first.
-pub async fn live_records(app: &AppState, user_id: &str) -> Result<Vec<SessionRecord>, ServiceError> {
-    let rows = app.store.list_active_sessions(user_id, app.clock.now()).await?;
+pub async fn live_records(
+    app: &AppState,
+    user_id: &str,
+) -> Result<Vec<SessionRecord>, ServiceError> {
+    let rows = app
+        .store
+        .list_active_sessions(user_id, app.clock.now())
+        .await?;
     Ok(rows
         .into_iter()
         .filter(|s| !app.feed.is_session_ended(&s.id))
@@ -144,10 +156,17 @@ pub async fn live_records(app: &AppState, user_id: &str) -> Result<Vec<SessionRe
 }
 
 /// Ends the user's sessions with one client (a withdrawn consent).
-pub async fn end_client_sessions(app: &AppState, user_id: &str, client_id: &str) -> Result<(), ServiceError> {
+pub async fn end_client_sessions(
+    app: &AppState,
+    user_id: &str,
+    client_id: &str,
+) -> Result<(), ServiceError> {
     for s in live_records(app, user_id).await? {
         if s.client_id == client_id {
-            let ended = app.store.end_session(&s.id, user_id, "consent_withdrawn", app.clock.now()).await?;
+            let ended = app
+                .store
+                .end_session(&s.id, user_id, "consent_withdrawn", app.clock.now())
+                .await?;
             feed::publish(app, &ended).await;
         }
     }
@@ -184,7 +203,12 @@ pub async fn list(app: &AppState, claims: &AccessClaims) -> Result<Vec<SessionVi
 
 /// Ends one of the user's sessions. 404 when it is not theirs or no longer live: the
 /// answer never tells another user's session from a missing one.
-pub async fn end_one(app: &AppState, user_id: &str, sid: &str, reason: &str) -> Result<(), ServiceError> {
+pub async fn end_one(
+    app: &AppState,
+    user_id: &str,
+    sid: &str,
+    reason: &str,
+) -> Result<(), ServiceError> {
     let ended = app
         .store
         .end_session(sid, user_id, reason, app.clock.now())

@@ -143,7 +143,10 @@ pub fn id_token(app: &AppState, input: &IdTokenInput<'_>) -> Result<String, Serv
     let mut claims = user_claims(input.user, input.roles, input.scope);
     claims.insert("iss".into(), json!(app.config.issuer));
     claims.insert("aud".into(), json!(input.client_id));
-    claims.insert("exp".into(), json!(now + app.config.access_token_ttl.as_secs() as i64));
+    claims.insert(
+        "exp".into(),
+        json!(now + app.config.access_token_ttl.as_secs() as i64),
+    );
     claims.insert("iat".into(), json!(now));
     claims.insert("auth_time".into(), json!(input.auth_time));
     claims.insert("sid".into(), json!(input.sid));
@@ -171,22 +174,22 @@ pub struct UserGrant<'a> {
     pub refresh: Option<&'a PlainToken>,
     /// `nonce` for the ID token.
     pub nonce: Option<&'a str>,
+    /// Issue an ID token when `openid` is in scope (false on refresh unless configured).
+    pub with_id_token: bool,
 }
 
 /// Builds the token response of a user grant: access token, refresh token and, when
 /// `openid` is in scope, an ID token.
-pub async fn respond(
-    app: &AppState,
-    grant: &UserGrant<'_>,
-) -> Result<TokenResponse, ServiceError> {
+pub async fn respond(app: &AppState, grant: &UserGrant<'_>) -> Result<TokenResponse, ServiceError> {
     let roles = super::accounts::roles_of(app, &grant.user.id).await?;
     let subject = TokenSubject {
         sub: &grant.user.id,
         roles: Some(&roles),
         superuser: grant.user.superuser,
     };
-    let (access, _exp) = access_token(app, &subject, grant.client_id, Some(grant.sid), grant.scope)?;
-    let id_token = if scope::has(grant.scope, "openid") {
+    let (access, _exp) =
+        access_token(app, &subject, grant.client_id, Some(grant.sid), grant.scope)?;
+    let id_token = if grant.with_id_token && scope::has(grant.scope, "openid") {
         Some(id_token(
             app,
             &IdTokenInput {

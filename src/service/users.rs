@@ -60,17 +60,30 @@ pub async fn view(app: &AppState, user: &UserRecord) -> Result<AdminUserView, Se
 }
 
 /// Users whose login starts with `prefix` (case-insensitive), by login.
-pub async fn find(app: &AppState, prefix: &str, limit: i64, cursor: Option<&str>) -> Result<UserPage, ServiceError> {
+pub async fn find(
+    app: &AppState,
+    prefix: &str,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<UserPage, ServiceError> {
     let after = match cursor {
         None => None,
         Some(c) => Some(decode_cursor("ul", c).ok_or_else(|| {
-            ServiceError::Validation(vec![super::FieldError::new("cursor", "format", "not a cursor returned by this endpoint")])
+            ServiceError::Validation(vec![super::FieldError::new(
+                "cursor",
+                "format",
+                "not a cursor returned by this endpoint",
+            )])
         })?),
     };
-    let mut rows = app.store.list_users(prefix, after.as_deref(), limit + 1).await?;
+    let mut rows = app
+        .store
+        .list_users(prefix, after.as_deref(), limit + 1)
+        .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
-        rows.last().map(|u| encode_cursor("ul", &u.login.to_lowercase()))
+        rows.last()
+            .map(|u| encode_cursor("ul", &u.login.to_lowercase()))
     } else {
         None
     };
@@ -88,12 +101,22 @@ pub async fn get(app: &AppState, user_id: &str) -> Result<AdminUserView, Service
 }
 
 /// Blocks or unblocks a user. 409 `superuser_protected` for blocking a superuser.
-pub async fn set_blocked(app: &AppState, user_id: &str, blocked: bool) -> Result<AdminUserView, ServiceError> {
+pub async fn set_blocked(
+    app: &AppState,
+    user_id: &str,
+    blocked: bool,
+) -> Result<AdminUserView, ServiceError> {
     let user = app.store.find_user(user_id).await?.ok_or_else(not_found)?;
     if blocked && user.superuser {
-        return Err(ServiceError::conflict("superuser_protected", "a superuser cannot be blocked"));
+        return Err(ServiceError::conflict(
+            "superuser_protected",
+            "a superuser cannot be blocked",
+        ));
     }
-    let (user, changes) = app.store.set_blocked(user_id, blocked, app.clock.now()).await?;
+    let (user, changes) = app
+        .store
+        .set_blocked(user_id, blocked, app.clock.now())
+        .await?;
     app.authz.forget_user(user_id);
     feed::publish(app, &changes).await;
     tracing::info!(user_id, blocked, "user block flag set");

@@ -93,11 +93,13 @@ impl SharedState for MemoryState {
             .subscribers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        subs.retain(|tx| match tx.try_send(FeedSignal::Message(payload.to_owned())) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => true,
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        subs.retain(
+            |tx| match tx.try_send(FeedSignal::Message(payload.to_owned())) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            },
+        );
         Ok(())
     }
 
@@ -131,10 +133,22 @@ mod tests {
     #[tokio::test]
     async fn incr_window_counts_and_resets() {
         let s = MemoryState::new();
-        assert_eq!(s.incr_window("c", Duration::from_secs(60)).await.unwrap(), 1);
-        assert_eq!(s.incr_window("c", Duration::from_secs(60)).await.unwrap(), 2);
-        assert_eq!(s.incr_window("z", Duration::from_millis(0)).await.unwrap(), 1);
-        assert_eq!(s.incr_window("z", Duration::from_millis(0)).await.unwrap(), 1);
+        assert_eq!(
+            s.incr_window("c", Duration::from_secs(60)).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            s.incr_window("c", Duration::from_secs(60)).await.unwrap(),
+            2
+        );
+        assert_eq!(
+            s.incr_window("z", Duration::from_millis(0)).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            s.incr_window("z", Duration::from_millis(0)).await.unwrap(),
+            1
+        );
     }
 
     /// Subscribers get a Resync first, then every published payload.

@@ -146,7 +146,9 @@ macro_rules! impl_store {
                 .map_err(map_err)?;
             let mut changes = Vec::with_capacity(ended.len());
             for (id, user_id) in ended {
-                changes.push(insert_change(tx, "session_ended", Some(&id), Some(&user_id), now).await?);
+                changes.push(
+                    insert_change(tx, "session_ended", Some(&id), Some(&user_id), now).await?,
+                );
             }
             Ok(changes)
         }
@@ -170,13 +172,10 @@ macro_rules! impl_store {
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
-                migrator()
-                    .run(&self.pool)
-                    .await
-                    .map_err(|e| match e {
-                        sqlx::migrate::MigrateError::Execute(e) => map_err(e),
-                        other => StoreError::Other(other.to_string()),
-                    })
+                migrator().run(&self.pool).await.map_err(|e| match e {
+                    sqlx::migrate::MigrateError::Execute(e) => map_err(e),
+                    other => StoreError::Other(other.to_string()),
+                })
             }
 
             async fn insert_user(&self, user: &UserRecord) -> Result<(), StoreError> {
@@ -398,7 +397,8 @@ macro_rules! impl_store {
                                 .map_err(map_err)?;
                             let mut ended = Vec::new();
                             if let Some(s) = session.filter(|s| s.ended_at.is_none()) {
-                                ended = end_family_in(&mut tx, &s.id, "refresh_token_reuse", now).await?;
+                                ended = end_family_in(&mut tx, &s.id, "refresh_token_reuse", now)
+                                    .await?;
                             }
                             commit(tx).await?;
                             Ok(Rotation::Reused { ended })
@@ -406,22 +406,17 @@ macro_rules! impl_store {
                         _ => Ok(Rotation::Invalid),
                     };
                 };
-                let session = sqlx::query_as::<_, SessionRecord>(sql::FIND_SESSION)
+                let row = sqlx::query_as::<_, SessionUserRow>(sql::FIND_SESSION_WITH_USER)
                     .bind(&sid)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let Some(mut session) = session.filter(|s| s.ended_at.is_none()) else {
+                let Some((mut session, user)) = row.map(SessionUserRow::split) else {
                     return Ok(Rotation::Invalid);
                 };
-                let user = sqlx::query_as::<_, UserRecord>(sql::FIND_USER)
-                    .bind(&session.user_id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                let Some(user) = user.filter(|u| !u.blocked) else {
+                if session.ended_at.is_some() || user.blocked {
                     return Ok(Rotation::Invalid);
-                };
+                }
                 sqlx::query(sql::INSERT_REFRESH)
                     .bind(&next.token_hash)
                     .bind(&sid)
@@ -602,7 +597,8 @@ macro_rules! impl_store {
                     .await
                     .map_err(map_err)?;
                 write_permissions(&mut tx, &role.id, &role.permissions).await?;
-                let change = insert_change(&mut tx, "role_created", None, None, role.updated_at).await?;
+                let change =
+                    insert_change(&mut tx, "role_created", None, None, role.updated_at).await?;
                 commit(tx).await?;
                 Ok(change)
             }
@@ -621,12 +617,17 @@ macro_rules! impl_store {
                     return Err(StoreError::NotFound);
                 }
                 write_permissions(&mut tx, &role.id, &role.permissions).await?;
-                let change = insert_change(&mut tx, "roles_changed", None, None, role.updated_at).await?;
+                let change =
+                    insert_change(&mut tx, "roles_changed", None, None, role.updated_at).await?;
                 commit(tx).await?;
                 Ok(change)
             }
 
-            async fn delete_role(&self, id: &str, now: i64) -> Result<Option<ChangeRecord>, StoreError> {
+            async fn delete_role(
+                &self,
+                id: &str,
+                now: i64,
+            ) -> Result<Option<ChangeRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let done = sqlx::query(sql::DELETE_ROLE)
                     .bind(id)
@@ -674,7 +675,8 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let change = insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?;
+                let change =
+                    insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?;
                 commit(tx).await?;
                 Ok(change)
             }
@@ -692,7 +694,8 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                let change = insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?;
+                let change =
+                    insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?;
                 commit(tx).await?;
                 Ok(change)
             }
@@ -747,7 +750,8 @@ macro_rules! impl_store {
                         );
                     }
                 }
-                changes.push(insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?);
+                changes
+                    .push(insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?);
                 commit(tx).await?;
                 Ok((user, changes))
             }
@@ -770,7 +774,10 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn update_client(&self, client: &ClientRecord) -> Result<ChangeRecord, StoreError> {
+            async fn update_client(
+                &self,
+                client: &ClientRecord,
+            ) -> Result<ChangeRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let done = bind_client(sqlx::query(sql::UPDATE_CLIENT), client)
                     .bind(client.updated_at)
@@ -820,7 +827,9 @@ macro_rules! impl_store {
                             .await?,
                     );
                 }
-                changes.push(insert_change(&mut tx, "client_deleted", None, Some(client_id), now).await?);
+                changes.push(
+                    insert_change(&mut tx, "client_deleted", None, Some(client_id), now).await?,
+                );
                 commit(tx).await?;
                 Ok(Some(changes))
             }
@@ -832,9 +841,15 @@ macro_rules! impl_store {
                 now: i64,
             ) -> Result<ChangeRecord, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let change =
-                    insert_change_jti(&mut tx, "token_revoked", None, Some(client_id), now, Some(jti))
-                        .await?;
+                let change = insert_change_jti(
+                    &mut tx,
+                    "token_revoked",
+                    None,
+                    Some(client_id),
+                    now,
+                    Some(jti),
+                )
+                .await?;
                 commit(tx).await?;
                 Ok(change)
             }
@@ -851,7 +866,12 @@ macro_rules! impl_store {
                 Ok(changes)
             }
 
-            async fn save_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<(), StoreError> {
+            async fn save_browser_session(
+                &self,
+                id: &str,
+                data: &str,
+                expires_at: i64,
+            ) -> Result<(), StoreError> {
                 sqlx::query(sql::UPSERT_BROWSER_SESSION)
                     .bind(id)
                     .bind(data)
@@ -862,7 +882,12 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn create_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, StoreError> {
+            async fn create_browser_session(
+                &self,
+                id: &str,
+                data: &str,
+                expires_at: i64,
+            ) -> Result<bool, StoreError> {
                 sqlx::query(sql::INSERT_BROWSER_SESSION)
                     .bind(id)
                     .bind(data)
@@ -873,7 +898,11 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn load_browser_session(&self, id: &str, now: i64) -> Result<Option<String>, StoreError> {
+            async fn load_browser_session(
+                &self,
+                id: &str,
+                now: i64,
+            ) -> Result<Option<String>, StoreError> {
                 Ok(sqlx::query_as::<_, (String,)>(sql::LOAD_BROWSER_SESSION)
                     .bind(id)
                     .bind(now)
@@ -892,7 +921,11 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError> {
+            async fn find_consent(
+                &self,
+                user_id: &str,
+                client_id: &str,
+            ) -> Result<Option<String>, StoreError> {
                 Ok(sqlx::query_as::<_, (String,)>(sql::FIND_CONSENT)
                     .bind(user_id)
                     .bind(client_id)
@@ -902,7 +935,13 @@ macro_rules! impl_store {
                     .map(|(s,)| s))
             }
 
-            async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError> {
+            async fn save_consent(
+                &self,
+                user_id: &str,
+                client_id: &str,
+                scope: &str,
+                now: i64,
+            ) -> Result<(), StoreError> {
                 sqlx::query(sql::UPSERT_CONSENT)
                     .bind(user_id)
                     .bind(client_id)
@@ -914,7 +953,10 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn list_consents(&self, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError> {
+            async fn list_consents(
+                &self,
+                user_id: &str,
+            ) -> Result<Vec<(String, String, i64)>, StoreError> {
                 sqlx::query_as(sql::LIST_CONSENTS)
                     .bind(user_id)
                     .fetch_all(&self.pool)
@@ -922,7 +964,11 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
-            async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError> {
+            async fn delete_consent(
+                &self,
+                user_id: &str,
+                client_id: &str,
+            ) -> Result<bool, StoreError> {
                 sqlx::query(sql::DELETE_CONSENT)
                     .bind(user_id)
                     .bind(client_id)

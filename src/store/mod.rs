@@ -155,6 +155,48 @@ pub struct RoleRow {
     pub updated_at: i64,
 }
 
+/// A session joined with its user (one read during refresh rotation).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionUserRow {
+    /// The session.
+    #[sqlx(flatten)]
+    pub session: SessionRecord,
+    /// `users.login`.
+    pub u_login: String,
+    /// `users.email`.
+    pub u_email: Option<String>,
+    /// `users.password_hash`.
+    pub u_password_hash: String,
+    /// `users.superuser`.
+    pub u_superuser: bool,
+    /// `users.blocked`.
+    pub u_blocked: bool,
+    /// `users.created_at`.
+    pub u_created_at: i64,
+    /// `users.updated_at`.
+    pub u_updated_at: i64,
+    /// `users.last_login_at`.
+    pub u_last_login_at: Option<i64>,
+}
+
+impl SessionUserRow {
+    /// Splits the row into its session and user.
+    pub fn split(self) -> (SessionRecord, UserRecord) {
+        let user = UserRecord {
+            id: self.session.user_id.clone(),
+            login: self.u_login,
+            email: self.u_email,
+            password_hash: self.u_password_hash,
+            superuser: self.u_superuser,
+            blocked: self.u_blocked,
+            created_at: self.u_created_at,
+            updated_at: self.u_updated_at,
+            last_login_at: self.u_last_login_at,
+        };
+        (self.session, user)
+    }
+}
+
 /// A refresh token as stored: only its hash.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshTokenRecord {
@@ -228,7 +270,10 @@ pub struct ChangeRecord {
 
 /// Result of presenting a refresh token.
 #[derive(Debug)]
-#[expect(clippy::large_enum_variant, reason = "one value per token request, never stored")]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per token request, never stored"
+)]
 pub enum Rotation {
     /// The token was live: it is now used and `next` is stored in its place.
     Rotated {
@@ -475,10 +520,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ChangeRecord>, StoreError>;
 
     /// Stores a browser session record (insert or replace).
-    async fn save_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<(), StoreError>;
+    async fn save_browser_session(
+        &self,
+        id: &str,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
 
     /// Inserts a browser session record; `false` if the id is taken.
-    async fn create_browser_session(&self, id: &str, data: &str, expires_at: i64) -> Result<bool, StoreError>;
+    async fn create_browser_session(
+        &self,
+        id: &str,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError>;
 
     /// A live browser session record.
     async fn load_browser_session(&self, id: &str, now: i64) -> Result<Option<String>, StoreError>;
@@ -487,10 +542,20 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_browser_session(&self, id: &str) -> Result<(), StoreError>;
 
     /// The scope a user granted a client, if any.
-    async fn find_consent(&self, user_id: &str, client_id: &str) -> Result<Option<String>, StoreError>;
+    async fn find_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Records (or replaces) a user's consent to a client for `scope`.
-    async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: i64) -> Result<(), StoreError>;
+    async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// A user's consents: (client id, scope, time), by client.
     async fn list_consents(&self, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError>;
@@ -499,5 +564,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
 
     /// The refresh token with this hash.
-    async fn find_refresh(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    async fn find_refresh(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
 }

@@ -11,7 +11,7 @@ use sqlx::{PgPool, Postgres};
 use super::sql;
 use super::{
     ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleRecord,
-    RoleRow, Rotation, SessionRecord, Store, StoreError, UserRecord,
+    RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
 };
 
 type Db = Postgres;
@@ -51,9 +51,9 @@ impl PgStore {
         acquire_timeout: Duration,
     ) -> Result<Self, StoreError> {
         use sqlx::ConnectOptions;
-        let options: sqlx::postgres::PgConnectOptions = url
-            .parse()
-            .map_err(|_| StoreError::Other("the database URL is not a valid postgres:// URL".into()))?;
+        let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|_| {
+            StoreError::Other("the database URL is not a valid postgres:// URL".into())
+        })?;
         // One direct connection first: its error names the cause (refused, unknown host,
         // authentication), where the pool would only report a timeout.
         let probe = tokio::time::timeout(acquire_timeout, options.connect())

@@ -47,8 +47,11 @@ pub(crate) const PROMOTE_SUPERUSER: &str = concat!(
 );
 pub(crate) const TOUCH_LAST_LOGIN: &str = "update users set last_login_at = $2 where id = $1";
 
-pub(crate) const FIND_CLIENT: &str =
-    concat!("select ", client_cols!(), " from clients where client_id = $1");
+pub(crate) const FIND_CLIENT: &str = concat!(
+    "select ",
+    client_cols!(),
+    " from clients where client_id = $1"
+);
 
 pub(crate) const INSERT_SESSION: &str = "insert into sessions (id, user_id, client_id, scope, \
      started_at, last_used_at, auth_time, expires_at, ip, user_agent, parent_sid) \
@@ -138,8 +141,11 @@ pub(crate) const SET_BLOCKED: &str = concat!(
 );
 pub(crate) const END_ALL_USER_SESSIONS: &str = "update sessions set ended_at = $2, \
      end_reason = $3 where user_id = $1 and ended_at is null returning id";
-pub(crate) const LIST_CLIENTS: &str =
-    concat!("select ", client_cols!(), " from clients order by client_id");
+pub(crate) const LIST_CLIENTS: &str = concat!(
+    "select ",
+    client_cols!(),
+    " from clients order by client_id"
+);
 pub(crate) const INSERT_CLIENT: &str = "insert into clients (client_id, client_name, secret_hash, \
      token_endpoint_auth_method, grant_types, redirect_uris, post_logout_redirect_uris, scope, \
      first_party, builtin, created_at, updated_at) \
@@ -159,7 +165,8 @@ pub(crate) const INSERT_BROWSER_SESSION: &str = "insert into browser_sessions (i
 pub(crate) const LOAD_BROWSER_SESSION: &str =
     "select data from browser_sessions where id = $1 and expires_at > $2";
 pub(crate) const DELETE_BROWSER_SESSION: &str = "delete from browser_sessions where id = $1";
-pub(crate) const PRUNE_BROWSER_SESSIONS: &str = "delete from browser_sessions where expires_at < $1";
+pub(crate) const PRUNE_BROWSER_SESSIONS: &str =
+    "delete from browser_sessions where expires_at < $1";
 pub(crate) const FIND_CONSENT: &str =
     "select scope from consents where user_id = $1 and client_id = $2";
 pub(crate) const UPSERT_CONSENT: &str = "insert into consents (user_id, client_id, scope, \
@@ -169,3 +176,12 @@ pub(crate) const LIST_CONSENTS: &str =
     "select client_id, scope, granted_at from consents where user_id = $1 order by client_id";
 pub(crate) const DELETE_CONSENT: &str =
     "delete from consents where user_id = $1 and client_id = $2";
+
+/// A session with its user, in one round trip (refresh rotation).
+pub(crate) const FIND_SESSION_WITH_USER: &str = "select s.id, s.user_id, s.client_id, s.scope, \
+     s.started_at, s.last_used_at, s.auth_time, s.expires_at, s.ip, s.user_agent, s.ended_at, \
+     s.end_reason, s.parent_sid, u.login as u_login, u.email as u_email, \
+     u.password_hash as u_password_hash, u.superuser as u_superuser, u.blocked as u_blocked, \
+     u.created_at as u_created_at, u.updated_at as u_updated_at, \
+     u.last_login_at as u_last_login_at \
+     from sessions s join users u on u.id = s.user_id where s.id = $1";

@@ -17,7 +17,7 @@ use sqlx::{Sqlite, SqlitePool};
 use super::sql;
 use super::{
     ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleRecord,
-    RoleRow, Rotation, SessionRecord, Store, StoreError, UserRecord,
+    RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
 };
 
 type Db = Sqlite;
@@ -76,8 +76,15 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         let writer = self.writer.clone().lock_owned().await;
-        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        Ok(WriteTx { tx, _writer: writer })
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        Ok(WriteTx {
+            tx,
+            _writer: writer,
+        })
     }
 }
 

@@ -120,7 +120,8 @@ mod tests {
         let none = format!("{none_header}.{}.", parts[1]);
         assert_eq!(verify(&ring, &none).unwrap_err(), JwtError::Algorithm);
 
-        let hs = b64url(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, ring.signing_key().kid).as_bytes());
+        let hs =
+            b64url(format!(r#"{{"alg":"HS256","kid":"{}"}}"#, ring.signing_key().kid).as_bytes());
         assert_eq!(
             verify(&ring, &format!("{hs}.{}.{}", parts[1], parts[2])).unwrap_err(),
             JwtError::Algorithm

@@ -11,8 +11,15 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 fn authorize_path(extra: &[(&str, &str)]) -> String {
     let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in [("response_type", "code"), ("client_id", "cinema-web"), ("redirect_uri", "http://127.0.0.1:9000/callback"),
-                   ("scope", "openid profile"), ("state", "st"), ("code_challenge", CHALLENGE), ("code_challenge_method", "S256")] {
+    for (k, v) in [
+        ("response_type", "code"),
+        ("client_id", "cinema-web"),
+        ("redirect_uri", "http://127.0.0.1:9000/callback"),
+        ("scope", "openid profile"),
+        ("state", "st"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ] {
         if !extra.iter().any(|(ek, _)| *ek == k) {
             ser.append_pair(k, v);
         }
@@ -38,8 +45,17 @@ async fn code_for(app: &TestApp, extra: &[(&str, &str)]) -> String {
 }
 
 async fn exchange(app: &TestApp, code: &str, verifier: &str, redirect_uri: &str) -> Resp {
-    app.post_form("/oauth2/token", &[("grant_type", "authorization_code"), ("code", code), ("code_verifier", verifier),
-        ("redirect_uri", redirect_uri), ("client_id", "cinema-web")]).await
+    app.post_form(
+        "/oauth2/token",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("code_verifier", verifier),
+            ("redirect_uri", redirect_uri),
+            ("client_id", "cinema-web"),
+        ],
+    )
+    .await
 }
 
 backend_test! {

@@ -129,17 +129,30 @@ async fn check_hot_path_needs_no_database() {
         return;
     };
     let db = std::sync::Arc::new(PgDatabase::create(&admin_url).await);
-    let host = admin_url.split_once('@').unwrap().1.split('/').next().unwrap().to_owned();
+    let host = admin_url
+        .split_once('@')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let proxy = FaultProxy::start(&host).await;
     let app = TestApp::builder()
         .postgres()
-        .shared_pg(db.clone(), &format!("usher-test-{}", uuid::Uuid::new_v4().simple()))
+        .shared_pg(
+            db.clone(),
+            &format!("usher-test-{}", uuid::Uuid::new_v4().simple()),
+        )
         .database_url(db.url_via(&proxy.addr()))
         .config(|c| c.database_timeout = Duration::from_millis(300))
         .build()
         .await;
     let u = app.user().await;
-    assert_eq!(app.get(RECENT, Some(&u.tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get(RECENT, Some(&u.tokens.access)).await.status,
+        StatusCode::OK
+    );
     proxy.cut();
     for _ in 0..50 {
         let r = app.get(RECENT, Some(&u.tokens.access)).await;
@@ -149,7 +162,11 @@ async fn check_hot_path_needs_no_database() {
     let r = app.get(RECENT, None).await;
     assert_eq!(r.status, StatusCode::OK);
     // The database really is unreachable for this app.
-    assert_problem(&app.get("/api/v1/users/me", Some(&u.tokens.access)).await, 503, "unavailable");
+    assert_problem(
+        &app.get("/api/v1/users/me", Some(&u.tokens.access)).await,
+        503,
+        "unavailable",
+    );
     proxy.restore();
 }
 
@@ -162,7 +179,11 @@ async fn check_changes_reach_second_instance() {
         return;
     }
     let hour = Duration::from_secs(3600);
-    let a = TestApp::builder().postgres().config(move |c| c.feed_sync_interval = hour).build().await;
+    let a = TestApp::builder()
+        .postgres()
+        .config(move |c| c.feed_sync_interval = hour)
+        .build()
+        .await;
     let issuer = a.app.config.issuer.clone();
     let b = TestApp::builder()
         .postgres()
@@ -177,19 +198,27 @@ async fn check_changes_reach_second_instance() {
     let u = a.user().await;
     let subscriber = a.role_id("subscriber").await;
     let path = format!("/api/v1/users/{}/roles/{subscriber}", u.id);
-    a.call(Method::PUT, &path, Some(&admin.tokens.access), None).await;
+    a.call(Method::PUT, &path, Some(&admin.tokens.access), None)
+        .await;
     let allowed_on_b = eventually(Duration::from_secs(1), || async {
         b.get(RECENT, Some(&u.tokens.access)).await.body["allowed"] == true
     })
     .await;
     assert!(allowed_on_b, "assignment must reach B within a second");
-    a.call(Method::DELETE, &path, Some(&admin.tokens.access), None).await;
+    a.call(Method::DELETE, &path, Some(&admin.tokens.access), None)
+        .await;
     let refused_on_b = eventually(Duration::from_secs(1), || async {
         b.get(RECENT, Some(&u.tokens.access)).await.body["allowed"] == false
     })
     .await;
     assert!(refused_on_b, "removal must reach B within a second");
-    a.call(Method::PATCH, &format!("/api/v1/users/{}", u.id), Some(&admin.tokens.access), Some(json!({"blocked": true}))).await;
+    a.call(
+        Method::PATCH,
+        &format!("/api/v1/users/{}", u.id),
+        Some(&admin.tokens.access),
+        Some(json!({"blocked": true})),
+    )
+    .await;
     let blocked_on_b = eventually(Duration::from_secs(1), || async {
         b.get(RECENT, Some(&u.tokens.access)).await.status == StatusCode::UNAUTHORIZED
     })

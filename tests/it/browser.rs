@@ -27,7 +27,10 @@ struct Rp {
     tokens: Arc<Mutex<HashMap<String, String>>>,
 }
 
-async fn start(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn start(
+    State(rp): State<Rp>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
     let state = q.get("who").cloned().unwrap_or_default();
     let mut ser = form_urlencoded::Serializer::new(String::new());
     ser.append_pair("response_type", "code")
@@ -40,7 +43,10 @@ async fn start(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -
     Redirect::to(&format!("{}/oauth2/authorize?{}", rp.usher, ser.finish()))
 }
 
-async fn callback(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn callback(
+    State(rp): State<Rp>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
     let http = reqwest::Client::new();
     let form = [
         ("grant_type", "authorization_code"),
@@ -49,11 +55,33 @@ async fn callback(State(rp): State<Rp>, Query(q): Query<HashMap<String, String>>
         ("client_id", "cinema-web"),
         ("code_verifier", VERIFIER),
     ];
-    let r: serde_json::Value = http.post(format!("{}/oauth2/token", rp.usher)).form(&form).send().await.unwrap().json().await.unwrap();
+    let r: serde_json::Value = http
+        .post(format!("{}/oauth2/token", rp.usher))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let access = r["access_token"].as_str().unwrap_or_default().to_owned();
-    let info: serde_json::Value = http.get(format!("{}/oauth2/userinfo", rp.usher)).bearer_auth(&access).send().await.unwrap().json().await.unwrap();
-    rp.tokens.lock().unwrap().insert(q.get("state").cloned().unwrap_or_default(), access);
-    Html(format!("<h1 id=\"who\">Signed in as {}</h1>", info["preferred_username"].as_str().unwrap_or("?")))
+    let info: serde_json::Value = http
+        .get(format!("{}/oauth2/userinfo", rp.usher))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    rp.tokens
+        .lock()
+        .unwrap()
+        .insert(q.get("state").cloned().unwrap_or_default(), access);
+    Html(format!(
+        "<h1 id=\"who\">Signed in as {}</h1>",
+        info["preferred_username"].as_str().unwrap_or("?")
+    ))
 }
 
 async fn start_rp(usher: &str) -> Rp {
@@ -63,7 +91,10 @@ async fn start_rp(usher: &str) -> Rp {
         me: format!("http://{}", listener.local_addr().unwrap()),
         tokens: Arc::default(),
     };
-    let app = axum::Router::new().route("/start", get(start)).route("/callback", get(callback)).with_state(rp.clone());
+    let app = axum::Router::new()
+        .route("/start", get(start))
+        .route("/callback", get(callback))
+        .with_state(rp.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     rp
 }
@@ -83,7 +114,10 @@ fn save_screenshot(name: &str, png: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_and_logout_others() {
     let Some((chromium, chromedriver)) = browser_paths() else {
-        assert!(std::env::var("USHER_TEST_REQUIRE_BROWSER").is_err(), "chromium and chromedriver are required");
+        assert!(
+            std::env::var("USHER_TEST_REQUIRE_BROWSER").is_err(),
+            "chromium and chromedriver are required"
+        );
         eprintln!("skipped: chromium / chromedriver not installed");
         return;
     };
@@ -96,37 +130,71 @@ async fn browser_login_and_logout_others() {
 
     let first = driver.browser(&profiles.path().join("first")).await;
     first.goto(&format!("{}/start?who=first", rp.me)).await;
-    first.wait_for(&format!("{}/login?request=", app.base), "Sign in").await;
+    first
+        .wait_for(&format!("{}/login?request=", app.base), "Sign in")
+        .await;
     save_screenshot("login", &first.screenshot().await);
     first.type_into("#login", "viewer").await;
     first.type_into("#password", PASSWORD).await;
     first.click("button[type=submit]").await;
-    first.wait_for(&format!("{}/callback", rp.me), "Signed in as viewer").await;
+    first
+        .wait_for(&format!("{}/callback", rp.me), "Signed in as viewer")
+        .await;
 
     let second = driver.browser(&profiles.path().join("second")).await;
     second.goto(&format!("{}/start?who=second", rp.me)).await;
-    second.wait_for(&format!("{}/login?request=", app.base), "Sign in").await;
+    second
+        .wait_for(&format!("{}/login?request=", app.base), "Sign in")
+        .await;
     second.type_into("#login", "viewer").await;
     second.type_into("#password", PASSWORD).await;
     second.click("button[type=submit]").await;
-    second.wait_for(&format!("{}/callback", rp.me), "Signed in as viewer").await;
+    second
+        .wait_for(&format!("{}/callback", rp.me), "Signed in as viewer")
+        .await;
     let second_token = rp.tokens.lock().unwrap()["second"].clone();
-    assert_eq!(app.get("/api/v1/users/me", Some(&second_token)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&second_token))
+            .await
+            .status,
+        StatusCode::OK
+    );
 
     first.goto(&format!("{}/account", app.base)).await;
-    let account = first.wait_for(&format!("{}/account", app.base), "This device").await;
-    assert!(account.contains("This device") && account.matches("End this session").count() >= 2, "{account}");
+    let account = first
+        .wait_for(&format!("{}/account", app.base), "This device")
+        .await;
+    assert!(
+        account.contains("This device") && account.matches("End this session").count() >= 2,
+        "{account}"
+    );
     save_screenshot("account", &first.screenshot().await);
     first.click("#logout-others").await;
-    first.wait_for(&format!("{}/account", app.base), "Signed out of 2 other session(s).").await;
-    assert_problem(&app.get("/api/v1/users/me", Some(&second_token)).await, 401, "session_ended");
+    first
+        .wait_for(
+            &format!("{}/account", app.base),
+            "Signed out of 2 other session(s).",
+        )
+        .await;
+    assert_problem(
+        &app.get("/api/v1/users/me", Some(&second_token)).await,
+        401,
+        "session_ended",
+    );
     second.goto(&format!("{}/account", app.base)).await;
-    second.wait_for(&format!("{}/login?return_to=", app.base), "Sign in").await;
+    second
+        .wait_for(&format!("{}/login?return_to=", app.base), "Sign in")
+        .await;
     let first_token = rp.tokens.lock().unwrap()["first"].clone();
-    assert_eq!(app.get("/api/v1/users/me", Some(&first_token)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&first_token)).await.status,
+        StatusCode::OK
+    );
 
     first.goto(&format!("{}/account/history", app.base)).await;
-    let history = first.wait_for(&format!("{}/account/history", app.base), "Login history").await;
+    let history = first
+        .wait_for(&format!("{}/account/history", app.base), "Login history")
+        .await;
     assert_eq!(history.matches("Signed in").count(), 2, "{history}");
     save_screenshot("history", &first.screenshot().await);
     first.quit().await;

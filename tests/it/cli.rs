@@ -40,21 +40,47 @@ fn text(bytes: &[u8]) -> String {
 #[tokio::test]
 async fn cli_create_superuser_creates_then_promotes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = usher(&dir, &["create-superuser", "--login", "root", "--password-stdin"], Some("first password\n"), &[]);
+    let out = usher(
+        &dir,
+        &["create-superuser", "--login", "root", "--password-stdin"],
+        Some("first password\n"),
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).starts_with("superuser root created"));
     assert!(dir.path().join("usher.db").exists());
-    let out = usher(&dir, &["create-superuser", "--login", "ROOT", "--password-stdin"], Some("second password\n"), &[]);
+    let out = usher(
+        &dir,
+        &["create-superuser", "--login", "ROOT", "--password-stdin"],
+        Some("second password\n"),
+        &[],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("is now a superuser"));
     let url = format!("sqlite://{}", dir.path().join("usher.db").display());
-    let store = usher::store::sqlite::SqliteStore::connect(&url, 1, std::time::Duration::from_secs(2)).await.unwrap();
+    let store =
+        usher::store::sqlite::SqliteStore::connect(&url, 1, std::time::Duration::from_secs(2))
+            .await
+            .unwrap();
     use usher::store::Store;
     let user = store.find_user_by_login("root").await.unwrap().unwrap();
     assert!(user.superuser);
-    let config = usher::config::Config::load_from(None, &[("USHER_ARGON2_MEMORY_KIB".into(), "64".into()), ("USHER_ARGON2_ITERATIONS".into(), "1".into())]).unwrap();
+    let config = usher::config::Config::load_from(
+        None,
+        &[
+            ("USHER_ARGON2_MEMORY_KIB".into(), "64".into()),
+            ("USHER_ARGON2_ITERATIONS".into(), "1".into()),
+        ],
+    )
+    .unwrap();
     let hasher = usher::service::passwords::PasswordHasher::new(&config).unwrap();
-    let ok = hasher.verify(&secrecy::SecretString::from("second password".to_owned()), Some(&user.password_hash)).await.unwrap();
+    let ok = hasher
+        .verify(
+            &secrecy::SecretString::from("second password".to_owned()),
+            Some(&user.password_hash),
+        )
+        .await
+        .unwrap();
     assert!(ok, "the second run sets the password");
 }
 
@@ -63,26 +89,50 @@ async fn cli_create_superuser_creates_then_promotes() {
 #[test]
 fn cli_create_superuser_refusals() {
     let dir = tempfile::tempdir().unwrap();
-    let out = usher(&dir, &["create-superuser", "--login", "root", "--password-stdin"], Some("short\n"), &[]);
+    let out = usher(
+        &dir,
+        &["create-superuser", "--login", "root", "--password-stdin"],
+        Some("short\n"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr), "error: weak password: must be at least 8 characters\n");
-    let out = usher(&dir, &["create-superuser", "--login", "r o", "--password-stdin"], Some("long enough pw\n"), &[]);
+    assert_eq!(
+        text(&out.stderr),
+        "error: weak password: must be at least 8 characters\n"
+    );
+    let out = usher(
+        &dir,
+        &["create-superuser", "--login", "r o", "--password-stdin"],
+        Some("long enough pw\n"),
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).starts_with("error: invalid login"));
     let out = usher(&dir, &["create-superuser", "--login", "root"], None, &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr), "error: no terminal to ask for the password: use --password-stdin\n");
+    assert_eq!(
+        text(&out.stderr),
+        "error: no terminal to ask for the password: use --password-stdin\n"
+    );
 }
 
 /// A bad configuration value exits 2 with one line naming the variable and value.
 #[test]
 fn cli_bad_config_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    let out = usher(&dir, &["migrate"], None, &[("USHER_ACCESS_TOKEN_TTL", "soon")]);
+    let out = usher(
+        &dir,
+        &["migrate"],
+        None,
+        &[("USHER_ACCESS_TOKEN_TTL", "soon")],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("USHER_ACCESS_TOKEN_TTL") && err.contains("soon"), "{err}");
+    assert!(
+        err.contains("USHER_ACCESS_TOKEN_TTL") && err.contains("soon"),
+        "{err}"
+    );
     let out = usher(&dir, &["migrate", "--config", "missing.toml"], None, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("missing.toml"));
@@ -95,10 +145,21 @@ fn cli_migrate_and_unreachable_database() {
     let out = usher(&dir, &["migrate"], None, &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "migrations applied (sqlite)\n");
-    let out = usher(&dir, &["migrate"], None, &[("USHER_DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"), ("USHER_DATABASE_TIMEOUT", "1s")]);
+    let out = usher(
+        &dir,
+        &["migrate"],
+        None,
+        &[
+            ("USHER_DATABASE_URL", "postgres://postgres@127.0.0.1:1/x"),
+            ("USHER_DATABASE_TIMEOUT", "1s"),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
-    assert!(err.starts_with("error: database") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("error: database") && err.lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// `keys rotate` adds a key (mode 0600) each time; the newest is reported.
@@ -110,11 +171,20 @@ fn cli_keys_rotate_adds_key() {
         let out = usher(&dir, &["keys", "rotate"], None, &[]);
         assert!(out.status.success(), "{}", text(&out.stderr));
         let said = text(&out.stdout);
-        assert!(said.starts_with("new key ") && said.contains("signs after 10m"), "{said}");
-        let files: Vec<_> = std::fs::read_dir(dir.path().join("jwks")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(
+            said.starts_with("new key ") && said.contains("signs after 10m"),
+            "{said}"
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("jwks"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         assert_eq!(files.len(), expected);
         for f in files {
-            assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 }
@@ -124,7 +194,11 @@ fn cli_keys_rotate_adds_key() {
 #[test]
 fn cli_serve_and_healthcheck() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let bind = format!("127.0.0.1:{port}");
     let out = usher(&dir, &["healthcheck"], None, &[("USHER_BIND", &bind)]);
     assert_eq!(out.status.code(), Some(1));
@@ -150,5 +224,8 @@ fn cli_serve_and_healthcheck() {
     let _ = server.wait();
     assert!(healthy, "server never became healthy");
     assert!(dir.path().join("usher.db").exists());
-    assert_eq!(std::fs::read_dir(dir.path().join("jwks")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("jwks")).unwrap().count(),
+        1
+    );
 }

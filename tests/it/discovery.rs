@@ -65,23 +65,48 @@ async fn keys_rotate_publish_before_sign() {
     use usher::clock::Clock;
     let dir = tempfile::tempdir().unwrap();
     let clock = std::sync::Arc::new(usher::clock::ManualClock::new());
-    let keys = std::sync::Arc::new(usher::keystore::KeyStore::open(dir.path(), 600, clock.now()).unwrap());
-    let app = TestApp::builder().clock(clock.clone()).keys(keys.clone()).build().await;
+    let keys =
+        std::sync::Arc::new(usher::keystore::KeyStore::open(dir.path(), 600, clock.now()).unwrap());
+    let app = TestApp::builder()
+        .clock(clock.clone())
+        .keys(keys.clone())
+        .build()
+        .await;
     let u = app.user().await;
     let (old_header, _) = decode_jwt(&u.tokens.access);
     let (_, new_kid) = usher::keystore::generate_key_file(dir.path()).unwrap();
     assert!(keys.reload(clock.now()).unwrap());
     let jwks = app.get("/.well-known/jwks.json", None).await;
-    let kids: Vec<&str> = jwks.body["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert_eq!(kids, vec![old_header["kid"].as_str().unwrap(), new_kid.as_str()]);
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        vec![old_header["kid"].as_str().unwrap(), new_kid.as_str()]
+    );
     let (h, _) = decode_jwt(&app.tokens(&u.login).await.access);
-    assert_eq!(h["kid"], old_header["kid"], "not signing before the activation delay");
+    assert_eq!(
+        h["kid"], old_header["kid"],
+        "not signing before the activation delay"
+    );
     clock.advance(601);
     assert!(keys.reload(clock.now()).unwrap());
     let fresh = app.tokens(&u.login).await;
     let (h, _) = decode_jwt(&fresh.access);
     assert_eq!(h["kid"], new_kid.as_str());
-    assert_eq!(app.get("/api/v1/users/me", Some(&fresh.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        app.get("/api/v1/users/me", Some(&fresh.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
     let again = app.refresh(&u.tokens.refresh).await;
-    assert_eq!(again.status, StatusCode::OK, "the old key's session goes on");
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "the old key's session goes on"
+    );
 }

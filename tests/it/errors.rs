@@ -110,15 +110,28 @@ async fn trusted_proxy_headers_are_believed() {
         .build()
         .await;
     app.sign_up("frank").await;
-    let r = read(app.client.post(app.url("/oauth2/token"))
-        .header("x-request-id", "proxy-123")
-        .header("x-forwarded-for", "203.0.113.9, 127.0.0.1")
-        .form(&[("grant_type", "password"), ("username", "frank"), ("password", PASSWORD), ("client_id", "cinema-web")])
-        .send().await.unwrap()).await;
+    let r = read(
+        app.client
+            .post(app.url("/oauth2/token"))
+            .header("x-request-id", "proxy-123")
+            .header("x-forwarded-for", "203.0.113.9, 127.0.0.1")
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "frank"),
+                ("password", PASSWORD),
+                ("client_id", "cinema-web"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.header("x-request-id"), Some("proxy-123"));
     let t = tokens_of(&r);
-    let h = app.get("/api/v1/users/me/login-history", Some(&t.access)).await;
+    let h = app
+        .get("/api/v1/users/me/login-history", Some(&t.access))
+        .await;
     assert_eq!(h.body["items"][0]["ip"], "203.0.113.9");
     let s = app.get("/api/v1/users/me/sessions", Some(&t.access)).await;
     assert_eq!(s.body["items"][0]["ip"], "203.0.113.9");
@@ -129,11 +142,24 @@ async fn trusted_proxy_headers_are_believed() {
 async fn forwarded_for_ignored_from_untrusted_peer() {
     let app = TestApp::sqlite().await;
     app.sign_up("gina").await;
-    let r = read(app.client.post(app.url("/oauth2/token"))
-        .header("x-forwarded-for", "203.0.113.9")
-        .form(&[("grant_type", "password"), ("username", "gina"), ("password", PASSWORD), ("client_id", "cinema-web")])
-        .send().await.unwrap()).await;
+    let r = read(
+        app.client
+            .post(app.url("/oauth2/token"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .form(&[
+                ("grant_type", "password"),
+                ("username", "gina"),
+                ("password", PASSWORD),
+                ("client_id", "cinema-web"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let t = tokens_of(&r);
-    let h = app.get("/api/v1/users/me/login-history", Some(&t.access)).await;
+    let h = app
+        .get("/api/v1/users/me/login-history", Some(&t.access))
+        .await;
     assert_eq!(h.body["items"][0]["ip"], "127.0.0.1");
 }

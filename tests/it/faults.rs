@@ -27,7 +27,10 @@ async fn database_outage_is_503_and_recovers() {
     let proxy = FaultProxy::start(&pg_host_port(&admin)).await;
     let app = TestApp::builder()
         .postgres()
-        .shared_pg(db.clone(), &format!("usher-test-{}", uuid::Uuid::new_v4().simple()))
+        .shared_pg(
+            db.clone(),
+            &format!("usher-test-{}", uuid::Uuid::new_v4().simple()),
+        )
         .database_url(db.url_via(&proxy.addr()))
         .config(|c| c.database_timeout = Duration::from_millis(500))
         .build()
@@ -37,19 +40,31 @@ async fn database_outage_is_503_and_recovers() {
     let r = app.get("/api/v1/users/me", Some(&u.tokens.access)).await;
     assert_problem(&r, 503, "unavailable");
     assert_eq!(r.header("retry-after"), Some("5"));
-    assert!(!r.text.to_lowercase().contains("sqlx") && !r.text.contains("5432"), "{}", r.text);
+    assert!(
+        !r.text.to_lowercase().contains("sqlx") && !r.text.contains("5432"),
+        "{}",
+        r.text
+    );
     let r = app.login(&u.login, PASSWORD).await;
     assert_oauth_error(&r, 503, "temporarily_unavailable");
     assert!(r.header("retry-after").is_some());
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(r.body, json!({"status": "down", "checks": {"database": "down", "redis": "ok"}}));
+    assert_eq!(
+        r.body,
+        json!({"status": "down", "checks": {"database": "down", "redis": "ok"}})
+    );
     // A bearer check alone needs no database: it keeps answering from memory.
-    let r = app.call(Method::POST, "/oauth2/userinfo", Some("bad-token"), None).await;
+    let r = app
+        .call(Method::POST, "/oauth2/userinfo", Some("bad-token"), None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     proxy.restore();
     let back = eventually(Duration::from_secs(10), || async {
-        app.get("/api/v1/users/me", Some(&u.tokens.access)).await.status == StatusCode::OK
+        app.get("/api/v1/users/me", Some(&u.tokens.access))
+            .await
+            .status
+            == StatusCode::OK
     })
     .await;
     assert!(back, "the app must recover by itself");
@@ -64,7 +79,10 @@ async fn redis_outage_loses_no_logout() {
         eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
         return;
     };
-    let target = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let target = redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
     let proxy = FaultProxy::start(&target).await;
     let app = TestApp::builder()
         .postgres()
@@ -76,9 +94,20 @@ async fn redis_outage_loses_no_logout() {
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.body["checks"], json!({"database": "ok", "redis": "down"}));
-    let r = app.call(Method::POST, "/api/v1/auth/logout", Some(&u.tokens.access), None).await;
+    let r = app
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&u.tokens.access),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-    assert_problem(&app.get("/api/v1/users/me", Some(&u.tokens.access)).await, 401, "session_ended");
+    assert_problem(
+        &app.get("/api/v1/users/me", Some(&u.tokens.access)).await,
+        401,
+        "session_ended",
+    );
     proxy.restore();
     let ready = eventually(Duration::from_secs(10), || async {
         app.get("/readyz", None).await.status == StatusCode::OK
@@ -95,9 +124,16 @@ async fn instance_reconciles_after_redis_returns() {
         eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
         return;
     };
-    let target = redis.trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let target = redis
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
     let hour = Duration::from_secs(3600);
-    let a = TestApp::builder().postgres().config(move |c| c.feed_sync_interval = hour).build().await;
+    let a = TestApp::builder()
+        .postgres()
+        .config(move |c| c.feed_sync_interval = hour)
+        .build()
+        .await;
     let proxy = FaultProxy::start(&target).await;
     let issuer = a.app.config.issuer.clone();
     let b = TestApp::builder()
@@ -111,17 +147,40 @@ async fn instance_reconciles_after_redis_returns() {
         .build()
         .await;
     let u = a.user().await;
-    assert_eq!(b.get("/api/v1/users/me", Some(&u.tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        b.get("/api/v1/users/me", Some(&u.tokens.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
     proxy.cut();
-    let r = a.call(Method::POST, "/api/v1/auth/logout", Some(&u.tokens.access), None).await;
+    let r = a
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&u.tokens.access),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     // B missed the message: its view still accepts the token (the documented window).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(b.get("/api/v1/users/me", Some(&u.tokens.access)).await.status, StatusCode::OK);
+    assert_eq!(
+        b.get("/api/v1/users/me", Some(&u.tokens.access))
+            .await
+            .status,
+        StatusCode::OK
+    );
     proxy.restore();
     let seen = eventually(Duration::from_secs(10), || async {
-        b.get("/api/v1/users/me", Some(&u.tokens.access)).await.status == StatusCode::UNAUTHORIZED
+        b.get("/api/v1/users/me", Some(&u.tokens.access))
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED
     })
     .await;
-    assert!(seen, "B must reconcile from the database when Redis returns");
+    assert!(
+        seen,
+        "B must reconcile from the database when Redis returns"
+    );
 }

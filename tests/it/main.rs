@@ -2,7 +2,10 @@
 //! in-process state and, when `USHER_TEST_DATABASE_URL` and `USHER_TEST_REDIS_URL` are
 //! set, against PostgreSQL + Redis (see `harness`).
 
-#![allow(unreachable_pub, reason = "a test binary exports nothing; pub marks the harness API")]
+#![allow(
+    unreachable_pub,
+    reason = "a test binary exports nothing; pub marks the harness API"
+)]
 
 mod harness;
 
@@ -13,15 +16,15 @@ mod admin_users;
 mod authorize;
 mod authz_check;
 mod browser;
-mod introspection;
-mod movie_api;
-mod oidc_client;
-mod pages;
 mod cli;
 mod discovery;
 mod errors;
 mod faults;
+mod introspection;
+mod movie_api;
+mod oidc_client;
 mod openapi;
+mod pages;
 mod revocations;
 mod sessions;
 mod store_conformance;

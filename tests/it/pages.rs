@@ -11,7 +11,15 @@ async fn page(app: &TestApp, path: &str) -> Resp {
 }
 
 async fn post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Resp {
-    read(app.client.post(app.url(path)).form(form).send().await.unwrap()).await
+    read(
+        app.client
+            .post(app.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 async fn account_csrf(app: &TestApp) -> String {

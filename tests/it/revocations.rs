@@ -8,7 +8,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 async fn feed(app: &TestApp, id: &str, secret: &str, query: &str) -> Resp {
-    let req = app.client.get(app.url(&format!("/api/v1/revocations{query}"))).basic_auth(id, Some(secret));
+    let req = app
+        .client
+        .get(app.url(&format!("/api/v1/revocations{query}")))
+        .basic_auth(id, Some(secret));
     read(req.send().await.unwrap()).await
 }
 

@@ -141,10 +141,20 @@ async fn logout_seen_by_second_instance() {
     let u = a.user().await;
     let on_b = b.get("/api/v1/users/me", Some(&u.tokens.access)).await;
     assert_eq!(on_b.status, StatusCode::OK, "{}", on_b.text);
-    let r = a.call(Method::POST, "/api/v1/auth/logout", Some(&u.tokens.access), None).await;
+    let r = a
+        .call(
+            Method::POST,
+            "/api/v1/auth/logout",
+            Some(&u.tokens.access),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let seen = eventually(std::time::Duration::from_secs(1), || async {
-        b.get("/api/v1/users/me", Some(&u.tokens.access)).await.status == StatusCode::UNAUTHORIZED
+        b.get("/api/v1/users/me", Some(&u.tokens.access))
+            .await
+            .status
+            == StatusCode::UNAUTHORIZED
     })
     .await;
     assert!(seen, "instance B must refuse the token within a second");

@@ -2,7 +2,9 @@
 
 use crate::backend_test;
 use crate::harness::*;
-use usher::store::{NewLoginEvent, RefreshTokenRecord, Rotation, SessionRecord, StoreError, UserRecord};
+use usher::store::{
+    NewLoginEvent, RefreshTokenRecord, Rotation, SessionRecord, StoreError, UserRecord,
+};
 
 fn user(login: &str, email: Option<&str>) -> UserRecord {
     UserRecord {

@@ -187,15 +187,39 @@ async fn token_password_hash_pool_full_is_503() {
         .await;
     app.sign_up("dave").await;
     // A slow hash for the login attempts: a tiny pool and a costly PHC string.
-    let slow = usher::config::Config::load_from(None, &[("USHER_ARGON2_MEMORY_KIB".into(), "65536".into()), ("USHER_ARGON2_ITERATIONS".into(), "4".into())]).unwrap();
+    let slow = usher::config::Config::load_from(
+        None,
+        &[
+            ("USHER_ARGON2_MEMORY_KIB".into(), "65536".into()),
+            ("USHER_ARGON2_ITERATIONS".into(), "4".into()),
+        ],
+    )
+    .unwrap();
     let slow_hasher = usher::service::passwords::PasswordHasher::new(&slow).unwrap();
-    let hash = slow_hasher.hash(&secrecy::SecretString::from(PASSWORD.to_owned())).await.unwrap();
-    let user = app.store().find_user_by_login("dave").await.unwrap().unwrap();
-    app.store().set_password(&user.id, &hash, None, app.clock_now()).await.unwrap();
+    let hash = slow_hasher
+        .hash(&secrecy::SecretString::from(PASSWORD.to_owned()))
+        .await
+        .unwrap();
+    let user = app
+        .store()
+        .find_user_by_login("dave")
+        .await
+        .unwrap()
+        .unwrap();
+    app.store()
+        .set_password(&user.id, &hash, None, app.clock_now())
+        .await
+        .unwrap();
     let attempts = (0..6).map(|_| app.login("dave", PASSWORD));
     let results = futures_util::future::join_all(attempts).await;
-    let busy: Vec<_> = results.iter().filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE).collect();
-    assert!(!busy.is_empty(), "some attempts must be refused while the pool is full");
+    let busy: Vec<_> = results
+        .iter()
+        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
+        .collect();
+    assert!(
+        !busy.is_empty(),
+        "some attempts must be refused while the pool is full"
+    );
     for r in &busy {
         assert_oauth_error(r, 503, "temporarily_unavailable");
         assert_eq!(r.header("retry-after"), Some("1"));

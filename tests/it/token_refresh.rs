@@ -7,8 +7,8 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 backend_test! {
-    /// A refresh returns new access and refresh tokens in the same session; the old
-    /// refresh token stops working.
+    /// A refresh returns new access and refresh tokens in the same session (no new ID
+    /// token by default, OIDC Core §12.2); the old refresh token stops working.
     async fn token_refresh_rotates(app) {
         let u = app.user().await;
         let r = app.refresh(&u.tokens.refresh).await;
@@ -17,8 +17,7 @@ backend_test! {
         assert_eq!(
             redact(r.body.clone(), &["access_token", "refresh_token", "id_token"]),
             json!({"access_token": "[redacted]", "token_type": "Bearer", "expires_in": 900,
-                   "refresh_token": "[redacted]", "scope": "openid profile email roles offline_access",
-                   "id_token": "[redacted]"})
+                   "refresh_token": "[redacted]", "scope": "openid profile email roles offline_access"})
         );
         let next = tokens_of(&r);
         assert_ne!(next.refresh, u.tokens.refresh);
@@ -110,4 +109,22 @@ backend_test! {
         assert_eq!(r.status, StatusCode::NO_CONTENT);
         assert_oauth_error(&app.refresh(&u.tokens.refresh).await, 400, "invalid_grant");
     }
+}
+
+/// With `USHER_ID_TOKEN_ON_REFRESH=true` the refresh grant also returns a fresh ID token
+/// for the same session and authentication time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_refresh_id_token_when_configured() {
+    let app = TestApp::builder()
+        .config(|c| c.id_token_on_refresh = true)
+        .build()
+        .await;
+    let u = app.user().await;
+    let r = app.refresh(&u.tokens.refresh).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (_, first) = decode_jwt(u.tokens.id_token.as_deref().unwrap());
+    let (_, again) = decode_jwt(r.body["id_token"].as_str().expect("an ID token"));
+    assert_eq!(again["sid"], first["sid"]);
+    assert_eq!(again["auth_time"], first["auth_time"]);
+    assert_eq!(again["aud"], "cinema-web");
 }

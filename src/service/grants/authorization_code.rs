@@ -29,13 +29,21 @@ async fn end_reused(app: &AppState, key: &str) -> Result<(), ServiceError> {
     let used = format!("{key}:used");
     match app.state.get(&used).await? {
         Some(sid) if sid != "pending" => {
-            let ended = app.store.end_session_by_id(&sid, "code_reuse", app.clock.now()).await?;
-            tracing::warn!(ended = ended.len(), "authorization code reused: session ended");
+            let ended = app
+                .store
+                .end_session_by_id(&sid, "code_reuse", app.clock.now())
+                .await?;
+            tracing::warn!(
+                ended = ended.len(),
+                "authorization code reused: session ended"
+            );
             feed::publish(app, &ended).await;
         }
         Some(_) => {
             // The first use is still starting its session: it will end it itself.
-            app.state.put_ttl(&format!("{key}:reused"), "1", Duration::from_secs(600)).await?;
+            app.state
+                .put_ttl(&format!("{key}:reused"), "1", Duration::from_secs(600))
+                .await?;
         }
         None => {}
     }
@@ -57,7 +65,8 @@ pub async fn grant(
     let used = format!("{key}:used");
     let reuse_window = app.config.refresh_token_ttl.min(Duration::from_secs(3600));
     app.state.put_ttl(&used, "pending", reuse_window).await?;
-    let code: CodeGrant = serde_json::from_str(&json).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let code: CodeGrant =
+        serde_json::from_str(&json).map_err(|e| ServiceError::Internal(e.to_string()))?;
     let req = &code.request;
     if code.expires_at <= app.clock.now()
         || req.client_id != client.client_id
@@ -66,7 +75,12 @@ pub async fn grant(
     {
         return Err(invalid());
     }
-    let Some(user) = app.store.find_user(&code.user_id).await?.filter(|u| !u.blocked) else {
+    let Some(user) = app
+        .store
+        .find_user(&code.user_id)
+        .await?
+        .filter(|u| !u.blocked)
+    else {
         return Err(invalid());
     };
     if app.feed.is_session_ended(&code.browser_sid) {
@@ -97,7 +111,10 @@ pub async fn grant(
     .await?;
     app.state.put_ttl(&used, &session.id, reuse_window).await?;
     if app.state.take(&format!("{key}:reused")).await?.is_some() {
-        let ended = app.store.end_session_by_id(&session.id, "code_reuse", app.clock.now()).await?;
+        let ended = app
+            .store
+            .end_session_by_id(&session.id, "code_reuse", app.clock.now())
+            .await?;
         feed::publish(app, &ended).await;
         return Err(invalid());
     }
@@ -112,6 +129,7 @@ pub async fn grant(
             scope: &req.scope,
             refresh,
             nonce: req.nonce.as_deref(),
+            with_id_token: true,
         },
     )
     .await

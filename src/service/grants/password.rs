@@ -66,6 +66,8 @@ pub async fn grant(
             scope: &scope,
             refresh: Some(&refresh),
             nonce: None,
+            with_id_token: true,
         },
-    ).await
+    )
+    .await
 }

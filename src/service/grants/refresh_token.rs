@@ -65,8 +65,10 @@ pub async fn grant(
                     scope: &granted,
                     refresh: Some(&next),
                     nonce: None,
+                    with_id_token: app.config.id_token_on_refresh,
                 },
-            ).await
+            )
+            .await
         }
         Rotation::Reused { ended } => {
             if !ended.is_empty() {

@@ -19,9 +19,9 @@ use tempfile::TempDir;
 use usher::AppState;
 use usher::clock::ManualClock;
 use usher::config::Config;
+use usher::keystore::KeyStore;
 use usher::state::SharedState;
 use usher::store::Store;
-use usher::keystore::KeyStore;
 use usher::token::keys::{KeyRing, SigningKey};
 
 /// Declares one behaviour test that runs on SQLite + memory and on PostgreSQL + Redis.
@@ -426,7 +426,13 @@ impl TestApp {
     }
 
     /// Sends a request with an optional bearer token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut req = self.client.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -513,7 +519,10 @@ impl TestApp {
         let mut u = self.user().await;
         let mut record = self.store().find_user(&u.id).await.unwrap().unwrap();
         record.superuser = true;
-        self.store().upsert_superuser(&record, self.clock_now()).await.unwrap();
+        self.store()
+            .upsert_superuser(&record, self.clock_now())
+            .await
+            .unwrap();
         self.app.authz.forget_user(&u.id);
         u.tokens = self.tokens(&u.login).await;
         u
@@ -521,8 +530,15 @@ impl TestApp {
 
     /// Registers a client through the admin API; returns the 201 body.
     pub async fn register_client(&self, admin: &str, body: Value) -> Value {
-        let r = self.call(Method::POST, "/api/v1/clients", Some(admin), Some(body)).await;
-        assert_eq!(r.status, StatusCode::CREATED, "client registration failed: {}", r.text);
+        let r = self
+            .call(Method::POST, "/api/v1/clients", Some(admin), Some(body))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::CREATED,
+            "client registration failed: {}",
+            r.text
+        );
         r.body
     }
 
@@ -541,7 +557,13 @@ impl TestApp {
     }
 
     /// POSTs a form with HTTP Basic client credentials.
-    pub async fn post_form_basic(&self, path: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> Resp {
+    pub async fn post_form_basic(
+        &self,
+        path: &str,
+        id: &str,
+        secret: &str,
+        form: &[(&str, &str)],
+    ) -> Resp {
         let req = self
             .client
             .post(self.url(path))
@@ -586,7 +608,10 @@ pub async fn read(resp: reqwest::Response) -> Resp {
 pub fn tokens_of(r: &Resp) -> Tokens {
     Tokens {
         access: r.body["access_token"].as_str().unwrap().to_owned(),
-        refresh: r.body["refresh_token"].as_str().unwrap_or_default().to_owned(),
+        refresh: r.body["refresh_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
         id_token: r.body["id_token"].as_str().map(str::to_owned),
         body: r.body.clone(),
     }
@@ -623,7 +648,12 @@ pub fn redact(mut v: Value, keys: &[&str]) -> Value {
 /// the request id of the response.
 pub fn assert_problem(r: &Resp, status: u16, code: &str) {
     assert_eq!(r.status.as_u16(), status, "body: {}", r.text);
-    assert_eq!(r.header("content-type"), Some("application/problem+json"), "{}", r.text);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        r.text
+    );
     assert_eq!(r.body["code"], code, "body: {}", r.text);
     assert_eq!(r.body["status"], status);
     assert_eq!(r.body["type"], format!("urn:usher:problem:{code}"));
@@ -669,7 +699,11 @@ pub fn form_value(html: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\" value=\"");
     let start = html.find(&needle)? + needle.len();
     let end = html[start..].find('"')? + start;
-    Some(html[start..end].replace("&#x2f;", "/").replace("&amp;", "&"))
+    Some(
+        html[start..end]
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// A query parameter of a URL (e.g. a `Location`).
@@ -687,14 +721,26 @@ impl TestApp {
         let page = read(self.client.get(self.url(location)).send().await.unwrap()).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         let csrf = form_value(&page.text, "csrf").expect("csrf field");
-        let mut form = vec![("csrf", csrf), ("login", login.to_owned()), ("password", password.to_owned())];
+        let mut form = vec![
+            ("csrf", csrf),
+            ("login", login.to_owned()),
+            ("password", password.to_owned()),
+        ];
         if let Some(r) = form_value(&page.text, "request") {
             form.push(("request", r));
         }
         if let Some(r) = form_value(&page.text, "return_to") {
             form.push(("return_to", r));
         }
-        read(self.client.post(self.url("/login")).form(&form).send().await.unwrap()).await
+        read(
+            self.client
+                .post(self.url("/login"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// A fresh cookie-holding client (another browser).

@@ -52,7 +52,11 @@ impl Drop for ProfileReaper {
 impl Driver {
     /// Starts chromedriver on a free port and waits until it is ready.
     pub async fn start(chromium: &str, driver: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -69,7 +73,12 @@ impl Driver {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Self { child, base, http, chromium: chromium.to_owned() }
+        Self {
+            child,
+            base,
+            http,
+            chromium: chromium.to_owned(),
+        }
     }
 
     /// Opens a browser with a fresh profile directory.
@@ -83,9 +92,24 @@ impl Driver {
                          "--window-size=1000,1200", format!("--user-data-dir={}", profile.display())],
             },
         }}});
-        let r: Value = self.http.post(format!("{}/session", self.base)).json(&caps).send().await.unwrap().json().await.unwrap();
-        let id = r["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {r}")).to_owned();
-        Browser { base: format!("{}/session/{id}", self.base), http: self.http.clone() }
+        let r: Value = self
+            .http
+            .post(format!("{}/session", self.base))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_owned();
+        Browser {
+            base: format!("{}/session/{id}", self.base),
+            http: self.http.clone(),
+        }
     }
 }
 
@@ -110,34 +134,59 @@ impl Browser {
 
     /// Navigates and waits for the page load.
     pub async fn goto(&self, url: &str) {
-        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url}))).await;
+        self.call(reqwest::Method::POST, "/url", Some(json!({"url": url})))
+            .await;
     }
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap().to_owned()
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// The page source.
     pub async fn source(&self) -> String {
-        self.call(reqwest::Method::GET, "/source", None).await.as_str().unwrap().to_owned()
+        self.call(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn find(&self, css: &str) -> String {
-        let v = self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
         v[ELEMENT].as_str().unwrap().to_owned()
     }
 
     /// Types into the element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) {
         let el = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{el}/value"), Some(json!({"text": text}))).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
     }
 
     /// Clicks the element matching `css` (the navigation it causes completes).
     pub async fn click(&self, css: &str) {
         let el = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     /// Waits (up to 15 s) until the page's URL starts with `prefix` and its source
@@ -160,7 +209,9 @@ impl Browser {
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap()
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
     }
 
     /// Closes the browser.
