@@ -2,7 +2,8 @@
 # usher in a container: a Rust build stage and a slim Debian runtime.
 #
 #   docker build -t usher .
-#   docker run --rm -p 8080:8080 -v usher-data:/var/lib/usher usher
+#   docker run --rm -p 8080:8080 -e USHER_ISSUER=http://localhost:8080 \
+#       -v usher-data:/var/lib/usher usher
 #
 # The working directory /var/lib/usher holds the SQLite file (usher.db, the default
 # store) and the signing keys (jwks/). Keep it on a volume, or set USHER_DATABASE_URL
