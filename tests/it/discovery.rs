@@ -75,6 +75,9 @@ async fn keys_rotate_publish_before_sign() {
     let u = app.user().await;
     let (old_header, _) = decode_jwt(&u.tokens.access);
     let (_, new_kid) = usher::keystore::generate_key_file(dir.path()).unwrap();
+    // The key is dated by its file, written on the wall clock (seconds after the test's
+    // clock started, on a busy machine): its activation counts from then.
+    let written = usher::clock::SystemClock.now();
     assert!(keys.reload(clock.now()).unwrap());
     let jwks = app.get("/.well-known/jwks.json", None).await;
     let kids: Vec<&str> = jwks.body["keys"]
@@ -92,7 +95,7 @@ async fn keys_rotate_publish_before_sign() {
         h["kid"], old_header["kid"],
         "not signing before the activation delay"
     );
-    clock.advance(601);
+    clock.advance(written - clock.now() + 601);
     assert!(keys.reload(clock.now()).unwrap());
     let fresh = app.tokens(&u.login).await;
     let (h, _) = decode_jwt(&fresh.access);
