@@ -26,6 +26,19 @@ backend_test! {
 }
 
 backend_test! {
+    /// Discovery names the introspection (RFC 7662) and revocation (RFC 7009) endpoints
+    /// and how clients authenticate there (RFC 8414 §2): introspection for confidential
+    /// clients only, revocation for public ones too.
+    async fn discovery_lists_introspection_and_revocation(app) {
+        let d = app.get("/.well-known/openid-configuration", None).await.body;
+        assert_eq!(d["introspection_endpoint"], app.url("/oauth2/introspect"));
+        assert_eq!(d["introspection_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
+        assert_eq!(d["revocation_endpoint"], app.url("/oauth2/revoke"));
+        assert_eq!(d["revocation_endpoint_auth_methods_supported"], json!(["none", "client_secret_basic", "client_secret_post"]));
+    }
+}
+
+backend_test! {
     /// The JWKS publishes the signing key under its RFC 7638 thumbprint, the `kid` every
     /// token carries, and the key verifies a token.
     async fn jwks_publishes_signing_key(app) {
