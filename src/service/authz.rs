@@ -125,6 +125,8 @@ pub struct AuthzView {
     users: GuardedCache<Arc<UserAuthz>>,
     /// Set by a feed entry, cleared by a successful reload only.
     roles_stale: AtomicBool,
+    /// One reload at a time, in order: an older read never replaces a newer one.
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AuthzView {
@@ -148,6 +150,7 @@ impl AuthzView {
             roles: RwLock::new(Arc::new(RoleTable::default())),
             users: GuardedCache::new(USER_CACHE_SIZE),
             roles_stale: AtomicBool::new(false),
+            reload: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -161,6 +164,7 @@ impl AuthzView {
     /// Re-reads every role definition from the database. On failure the definitions
     /// stay marked stale, so the next feed entry or periodic sync tries again.
     pub async fn reload_roles(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reload.lock().await;
         // Cleared before the read: an entry arriving during it marks them stale again.
         self.roles_stale.store(false, Ordering::SeqCst);
         let records = match store.list_roles().await {
