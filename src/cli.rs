@@ -198,31 +198,45 @@ async fn create_superuser(config: Config, login: &str, stdin: bool) -> Result<()
         updated_at: now,
         last_login_at: None,
     };
-    let (stored, created, ended) = store
+    let (stored, created, changes) = store
         .upsert_superuser(&user, now)
         .await
         .map_err(|e| CliError(format!("database: {e}")))?;
-    if !ended.is_empty() && config.redis_url.is_some() {
-        // Running instances also catch up from the database; Redis makes it immediate.
-        match app_state::connect_state(&config).await {
-            Ok(state) => {
-                if let Ok(payload) = serde_json::to_string(&ended) {
-                    let _ = state.publish(&payload).await;
-                }
-            }
-            Err(e) => eprintln!("warning: sessions ended in the database; redis: {e}"),
-        }
-    }
+    publish(&config, &changes).await;
     if created {
         println!("superuser {} created (id {})", stored.login, stored.id);
     } else {
+        let ended = changes
+            .iter()
+            .filter(|c| c.kind == crate::service::feed::SESSION_ENDED)
+            .count();
         println!(
-            "{} is now a superuser; password set, {} session(s) ended",
+            "{} is now a superuser; password set, {ended} session(s) ended",
             stored.login,
-            ended.len()
         );
     }
     Ok(())
+}
+
+/// Tells running instances of changes this command committed: through Redis at once
+/// when configured; otherwise (or if Redis fails) they read them from the database at
+/// their next periodic sync.
+async fn publish(config: &Config, changes: &[crate::store::ChangeRecord]) {
+    if changes.is_empty() || config.redis_url.is_none() {
+        return;
+    }
+    let sent = match app_state::connect_state(config).await {
+        Ok(state) => match serde_json::to_string(changes) {
+            Ok(payload) => state.publish(&payload).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        },
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(e) = sent {
+        eprintln!(
+            "warning: the change is in the database; running instances see it at their next sync (redis: {e})"
+        );
+    }
 }
 
 fn healthcheck(config: &Config) -> Result<(), CliError> {

@@ -199,14 +199,23 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         assert!(!store.reload(now).unwrap(), "nothing changed");
         let (_, second) = generate_key_file(dir.path()).unwrap();
+        // The key is dated by its file, written after `now` (seconds later on a busy
+        // machine): its activation counts from then.
+        let written = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         assert!(store.reload(now).unwrap());
         let ring = store.current();
         assert_eq!(ring.signing_key().kid, first, "published, not yet signing");
         assert!(ring.find(&second).is_some());
-        assert!(store.reload(now + 601).unwrap());
+        assert!(store.reload(written + 601).unwrap());
         assert_eq!(store.current().signing_key().kid, second);
         std::fs::write(dir.path().join("x.pem"), "not a key").unwrap();
-        assert!(matches!(store.reload(now + 602), Err(KeyError::BadKey(_))));
+        assert!(matches!(
+            store.reload(written + 602),
+            Err(KeyError::BadKey(_))
+        ));
         assert_eq!(store.current().signing_key().kid, second, "the ring stays");
     }
 }

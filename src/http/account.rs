@@ -2,7 +2,7 @@
 //! login history, sessions, logout and logout-others. problem+json errors.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use super::extract::{ApiUser, JsonObject, Query};
+use super::path_ids::SessionId;
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::accounts::{self, ProfileChange, SignUp};
@@ -136,7 +137,7 @@ pub async fn list_sessions(
 pub async fn end_session(
     State(app): State<AppState>,
     ApiUser(claims): ApiUser,
-    Path(sid): Path<String>,
+    SessionId(sid): SessionId,
 ) -> Result<StatusCode, Problem> {
     sessions::end_one(&app, &claims.sub, &sid, "logout").await?;
     Ok(StatusCode::NO_CONTENT)

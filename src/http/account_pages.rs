@@ -190,7 +190,13 @@ pub async fn end_session(
         Ok(l) => l,
         Err(r) => return r,
     };
-    match sessions::end_one(&app, &login.user_id, &sid, "logout").await {
+    // An id with a control character names no session (and is never looked up).
+    let ended = if crate::service::has_forbidden_control(&sid) {
+        Err(sessions::session_not_found())
+    } else {
+        sessions::end_one(&app, &login.user_id, &sid, "logout").await
+    };
+    match ended {
         Ok(()) | Err(ServiceError::NotFound { .. }) => {
             flash(&session, Some("The session is ended."), &[]).await;
             back()
@@ -232,6 +238,10 @@ pub async fn revoke_consent(
         Err(r) => return r,
     };
     let result = async {
+        // An id with a control character names no client: nothing to withdraw.
+        if crate::service::has_forbidden_control(&client_id) {
+            return Ok(());
+        }
         app.store.delete_consent(&login.user_id, &client_id).await?;
         sessions::end_client_sessions(&app, &login.user_id, &client_id).await
     }

@@ -2,13 +2,14 @@
 //! carry a secret are never cached.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::extract::{ClientsManager, Fields, JsonObject};
+use super::path_ids::ClientPathId;
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::client_registry::{self, ClientInput};
@@ -55,7 +56,7 @@ pub async fn create(
 pub async fn get(
     State(app): State<AppState>,
     ClientsManager(_): ClientsManager,
-    Path(id): Path<String>,
+    ClientPathId(id): ClientPathId,
 ) -> Result<Response, Problem> {
     Ok(Json(client_registry::get(&app, &id).await?).into_response())
 }
@@ -64,7 +65,7 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     ClientsManager(_): ClientsManager,
-    Path(id): Path<String>,
+    ClientPathId(id): ClientPathId,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
     let mut input = client_input(&mut fields);
@@ -77,7 +78,7 @@ pub async fn update(
 pub async fn delete(
     State(app): State<AppState>,
     ClientsManager(_): ClientsManager,
-    Path(id): Path<String>,
+    ClientPathId(id): ClientPathId,
 ) -> Result<StatusCode, Problem> {
     client_registry::delete(&app, &id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -18,9 +18,11 @@ use serde_json::{Map, Value};
 use super::oauth_error::{BearerResponse, OAuthResponse};
 use super::problem::Problem;
 use crate::AppState;
+use crate::service::authz::UserAuthz;
 use crate::service::clients::{AuthMethod, Credentials};
 use crate::service::{
-    AccessClaims, BearerError, FieldError, MAX_USER_AGENT, OAuthError, RequestMeta, bearer,
+    AccessClaims, BearerError, FieldError, MAX_USER_AGENT, OAuthCode, OAuthError, RequestMeta,
+    bearer, control_character_error, has_forbidden_control,
 };
 
 /// The client address decided by the request middleware.
@@ -188,6 +190,15 @@ impl Fields {
         }
     }
 
+    /// `s`, unless it holds a control character (an error naming `field`).
+    fn text(&mut self, field: impl Into<String>, s: String) -> Option<String> {
+        if has_forbidden_control(&s) {
+            self.errors.push(control_character_error(field));
+            return None;
+        }
+        Some(s)
+    }
+
     /// A required string member.
     pub fn required_str(&mut self, name: &str) -> Option<String> {
         match self.map.remove(name) {
@@ -196,7 +207,7 @@ impl Fields {
                     .push(FieldError::new(name, "required", "is required"));
                 None
             }
-            Some(Value::String(s)) => Some(s),
+            Some(Value::String(s)) => self.text(name, s),
             Some(_) => {
                 self.errors
                     .push(FieldError::new(name, "type", "must be a string"));
@@ -215,7 +226,7 @@ impl Fields {
         match self.map.remove(name) {
             None => None,
             Some(Value::Null) => Some(None),
-            Some(Value::String(s)) => Some(Some(s)),
+            Some(Value::String(s)) => self.text(name, s).map(Some),
             Some(_) => {
                 self.errors
                     .push(FieldError::new(name, "type", "must be a string or null"));
@@ -245,7 +256,11 @@ impl Fields {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
                     match item {
-                        Value::String(s) => out.push(s),
+                        Value::String(s) => {
+                            if let Some(s) = self.text(format!("{name}[{i}]"), s) {
+                                out.push(s);
+                            }
+                        }
                         _ => self.errors.push(FieldError::new(
                             format!("{name}[{i}]"),
                             "type",
@@ -319,7 +334,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
             form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
-        for (i, (k, _)) in pairs.iter().enumerate() {
+        for (i, (k, v)) in pairs.iter().enumerate() {
+            if has_forbidden_control(k) || has_forbidden_control(v) {
+                return Err(Problem::validation(vec![control_character_error(
+                    k.clone(),
+                )]));
+            }
             if pairs[..i].iter().any(|(prev, _)| prev == k) {
                 return Err(Problem::validation(vec![FieldError::new(
                     k.clone(),
@@ -340,10 +360,26 @@ pub struct OAuthForm {
 }
 
 impl OAuthForm {
-    /// Parses form bytes; a repeated parameter is `invalid_request`.
+    /// Parses form bytes; a repeated parameter, or one holding a control character, is
+    /// `invalid_request` (RFC 6749 §5.2: malformed), except client credentials holding
+    /// one, which name no client: `invalid_client`.
     pub fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
         let mut params: Vec<(String, String)> = Vec::new();
         for (k, v) in form_urlencoded::parse(bytes).into_owned() {
+            if has_forbidden_control(&k) {
+                return Err(OAuthError::invalid_request(
+                    "a parameter name holds a control character",
+                ));
+            }
+            if has_forbidden_control(&v) {
+                return Err(if k == "client_id" || k == "client_secret" {
+                    client_auth_failed()
+                } else {
+                    OAuthError::invalid_request(format!(
+                        "the parameter {k} holds a control character"
+                    ))
+                });
+            }
             if params.iter().any(|(prev, _)| *prev == k) {
                 return Err(OAuthError::invalid_request(format!(
                     "the parameter {k} is repeated"
@@ -385,6 +421,10 @@ impl FromRequest<AppState> for OAuthForm {
             .map_err(|_| OAuthError::invalid_request("the request body is too large"))?;
         Ok(Self::parse(&bytes)?)
     }
+}
+
+fn client_auth_failed() -> OAuthError {
+    OAuthError::new(OAuthCode::InvalidClient, "client authentication failed")
 }
 
 /// The bearer token of the `Authorization` header (RFC 6750 §2.1). `Ok(None)` when there
@@ -467,9 +507,10 @@ impl FromRequestParts<AppState> for ApiBearer {
 }
 
 /// A caller allowed to manage roles, assignments and users (`roles:manage` or
-/// superuser). Checked before the body is read: 401, then 403.
+/// superuser), with what the view knows of them (the service checks that they hand
+/// out only what they hold). Checked before the body is read: 401, then 403.
 #[derive(Debug, Clone)]
-pub struct RolesManager(pub Arc<AccessClaims>);
+pub struct RolesManager(pub Arc<UserAuthz>);
 
 /// A caller allowed to register clients (`clients:manage` or superuser).
 #[derive(Debug, Clone)]
@@ -479,10 +520,10 @@ async fn admin(
     parts: &Parts,
     state: &AppState,
     permission: &'static str,
-) -> Result<Arc<AccessClaims>, Problem> {
+) -> Result<(Arc<AccessClaims>, Arc<UserAuthz>), Problem> {
     let claims = authenticate_parts(parts, state, false).map_err(Problem::bearer)?;
-    crate::service::authz::require(state, &claims, permission).await?;
-    Ok(claims)
+    let user = crate::service::authz::require(state, &claims, permission).await?;
+    Ok((claims, user))
 }
 
 impl FromRequestParts<AppState> for RolesManager {
@@ -494,7 +535,7 @@ impl FromRequestParts<AppState> for RolesManager {
     ) -> Result<Self, Self::Rejection> {
         admin(parts, state, crate::service::authz::ROLES_MANAGE)
             .await
-            .map(Self)
+            .map(|(_, user)| Self(user))
     }
 }
 
@@ -507,12 +548,13 @@ impl FromRequestParts<AppState> for ClientsManager {
     ) -> Result<Self, Self::Rejection> {
         admin(parts, state, crate::service::authz::CLIENTS_MANAGE)
             .await
-            .map(Self)
+            .map(|(claims, _)| Self(claims))
     }
 }
 
-/// A valid access token if one is sent; `None` without an `Authorization: Bearer`
-/// header. A bad token is refused, never taken for anonymous.
+/// A valid access token if one is sent; `None` without an `Authorization` header. A bad
+/// token, or credentials of another scheme (`Basic`, `Token`, garbage), are refused
+/// (401 `token_malformed`), never taken for anonymous.
 #[derive(Debug, Clone)]
 pub struct OptionalBearer(pub Option<Arc<AccessClaims>>);
 
@@ -524,6 +566,9 @@ impl FromRequestParts<AppState> for OptionalBearer {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match bearer_token(&parts.headers).map_err(Problem::bearer)? {
+            None if parts.headers.contains_key(AUTHORIZATION) => {
+                Err(Problem::bearer(BearerError::Malformed))
+            }
             None => Ok(Self(None)),
             Some(token) => bearer::authenticate(state, token)
                 .map(|c| Self(Some(c)))
@@ -579,25 +624,24 @@ pub fn basic_credentials(headers: &HeaderMap) -> Option<Result<Credentials, OAut
             let (scheme, rest) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("basic").then(|| rest.trim())
         })?;
-    let invalid = || {
-        OAuthError::new(
-            crate::service::OAuthCode::InvalidClient,
-            "client authentication failed",
-        )
-    };
     let parse = || -> Option<Credentials> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .ok()?;
         let text = String::from_utf8(decoded).ok()?;
         let (id, secret) = text.split_once(':')?;
+        let (id, secret) = (form_decode(id)?, form_decode(secret)?);
+        // An id or secret with a control character names no client.
+        if has_forbidden_control(&id) || has_forbidden_control(&secret) {
+            return None;
+        }
         Some(Credentials {
-            client_id: form_decode(id)?,
-            secret: Some(SecretString::from(form_decode(secret)?)),
+            client_id: id,
+            secret: Some(SecretString::from(secret)),
             method: AuthMethod::Basic,
         })
     };
-    Some(parse().ok_or_else(invalid))
+    Some(parse().ok_or_else(client_auth_failed))
 }
 
 /// Client credentials of a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic, or
@@ -627,7 +671,7 @@ pub fn client_credentials(
         .get("client_id")
         .ok_or_else(|| {
             OAuthError::new(
-                crate::service::OAuthCode::InvalidClient,
+                OAuthCode::InvalidClient,
                 "client authentication is required",
             )
         })?

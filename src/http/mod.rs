@@ -29,6 +29,7 @@ pub mod health;
 pub mod introspect;
 pub mod oauth_error;
 pub mod pages;
+pub mod path_ids;
 pub mod problem;
 pub mod revocations;
 pub mod roles;

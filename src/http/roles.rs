@@ -1,13 +1,14 @@
 //! Role administration (`roles:manage` or superuser): `/api/v1/roles`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::LOCATION;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::extract::{Fields, JsonObject, RolesManager};
+use super::path_ids::RoleId;
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::roles::{self, RoleInput};
@@ -31,7 +32,7 @@ pub async fn list(
 /// `POST /api/v1/roles`.
 pub async fn create(
     State(app): State<AppState>,
-    RolesManager(_): RolesManager,
+    RolesManager(caller): RolesManager,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
     let input = role_input(&mut fields);
@@ -51,7 +52,7 @@ pub async fn create(
         ));
     }
     fields.finish(rules)?;
-    let role = roles::create(&app, input).await?;
+    let role = roles::create(&app, &caller, input).await?;
     let mut response = (StatusCode::CREATED, Json(&role)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/roles/{}", role.id)) {
         response.headers_mut().insert(LOCATION, v);
@@ -63,7 +64,7 @@ pub async fn create(
 pub async fn get(
     State(app): State<AppState>,
     RolesManager(_): RolesManager,
-    Path(id): Path<String>,
+    RoleId(id): RoleId,
 ) -> Result<Response, Problem> {
     Ok(Json(roles::get(&app, &id).await?).into_response())
 }
@@ -71,21 +72,21 @@ pub async fn get(
 /// `PATCH /api/v1/roles/{role_id}`.
 pub async fn update(
     State(app): State<AppState>,
-    RolesManager(_): RolesManager,
-    Path(id): Path<String>,
+    RolesManager(caller): RolesManager,
+    RoleId(id): RoleId,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
     let input = role_input(&mut fields);
     fields.finish(roles::check_role_input(&input))?;
-    Ok(Json(roles::update(&app, &id, input).await?).into_response())
+    Ok(Json(roles::update(&app, &caller, &id, input).await?).into_response())
 }
 
 /// `DELETE /api/v1/roles/{role_id}`.
 pub async fn delete(
     State(app): State<AppState>,
-    RolesManager(_): RolesManager,
-    Path(id): Path<String>,
+    RolesManager(caller): RolesManager,
+    RoleId(id): RoleId,
 ) -> Result<StatusCode, Problem> {
-    roles::delete(&app, &id).await?;
+    roles::delete(&app, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -2,13 +2,14 @@
 //! `/api/v1/users/{user_id}` and its roles.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::account::parse_limit;
 use super::extract::{JsonObject, Query, RolesManager};
+use super::path_ids::{UserId, UserRoleIds};
 use super::problem::Problem;
 use crate::AppState;
 use crate::service::{FieldError, roles, users};
@@ -35,7 +36,7 @@ pub async fn list(
 pub async fn get(
     State(app): State<AppState>,
     RolesManager(_): RolesManager,
-    Path(id): Path<String>,
+    UserId(id): UserId,
 ) -> Result<Response, Problem> {
     Ok(Json(users::get(&app, &id).await?).into_response())
 }
@@ -44,7 +45,7 @@ pub async fn get(
 pub async fn update(
     State(app): State<AppState>,
     RolesManager(_): RolesManager,
-    Path(id): Path<String>,
+    UserId(id): UserId,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
     let blocked = fields.optional_bool("blocked");
@@ -62,7 +63,7 @@ pub async fn update(
 pub async fn roles_of(
     State(app): State<AppState>,
     RolesManager(_): RolesManager,
-    Path(id): Path<String>,
+    UserId(id): UserId,
 ) -> Result<Response, Problem> {
     Ok(Json(json!({ "items": roles::user_roles(&app, &id).await? })).into_response())
 }
@@ -70,19 +71,19 @@ pub async fn roles_of(
 /// `PUT /api/v1/users/{user_id}/roles/{role_id}`.
 pub async fn assign(
     State(app): State<AppState>,
-    RolesManager(_): RolesManager,
-    Path((user_id, role_id)): Path<(String, String)>,
+    RolesManager(caller): RolesManager,
+    UserRoleIds(user_id, role_id): UserRoleIds,
 ) -> Result<StatusCode, Problem> {
-    roles::assign(&app, &user_id, &role_id).await?;
+    roles::assign(&app, &caller, &user_id, &role_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /api/v1/users/{user_id}/roles/{role_id}`.
 pub async fn unassign(
     State(app): State<AppState>,
-    RolesManager(_): RolesManager,
-    Path((user_id, role_id)): Path<(String, String)>,
+    RolesManager(caller): RolesManager,
+    UserRoleIds(user_id, role_id): UserRoleIds,
 ) -> Result<StatusCode, Problem> {
-    roles::unassign(&app, &user_id, &role_id).await?;
+    roles::unassign(&app, &caller, &user_id, &role_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

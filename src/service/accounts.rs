@@ -432,7 +432,7 @@ pub fn decode_cursor(kind: &str, cursor: &str) -> Option<String> {
     let bytes = b64url_decode(cursor.as_bytes())?;
     let text = String::from_utf8(bytes).ok()?;
     let rest = text.strip_prefix(kind)?.strip_prefix(':')?;
-    (!rest.is_empty()).then(|| rest.to_owned())
+    (!rest.is_empty() && !rest.chars().any(char::is_control)).then(|| rest.to_owned())
 }
 
 /// The user's login history, newest first. `cursor` comes from a previous page.

@@ -7,11 +7,12 @@
 //! ([`super::feed`]) to every instance's view.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
+use super::cache::GuardedCache;
 use super::feed::ROLES_CHANGED;
 use super::{AccessClaims, FieldError, ServiceError};
 use crate::AppState;
@@ -120,10 +121,12 @@ pub struct UserAuthz {
 /// The in-process authorization view.
 pub struct AuthzView {
     roles: RwLock<Arc<RoleTable>>,
-    users: moka::sync::Cache<String, Arc<UserAuthz>>,
-    /// Bumped on every invalidation: a load that raced one is not cached.
-    generation: AtomicU64,
-    roles_stale: std::sync::atomic::AtomicBool,
+    /// Users' flags and assignments; a load that raced an invalidation is not kept.
+    users: GuardedCache<Arc<UserAuthz>>,
+    /// Set by a feed entry, cleared by a successful reload only.
+    roles_stale: AtomicBool,
+    /// One reload at a time, in order: an older read never replaces a newer one.
+    reload: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for AuthzView {
@@ -145,11 +148,9 @@ impl AuthzView {
     pub fn new() -> Self {
         Self {
             roles: RwLock::new(Arc::new(RoleTable::default())),
-            users: moka::sync::Cache::builder()
-                .max_capacity(USER_CACHE_SIZE)
-                .build(),
-            generation: AtomicU64::new(0),
-            roles_stale: std::sync::atomic::AtomicBool::new(false),
+            users: GuardedCache::new(USER_CACHE_SIZE),
+            roles_stale: AtomicBool::new(false),
+            reload: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -160,10 +161,20 @@ impl AuthzView {
             .clone()
     }
 
-    /// Re-reads every role definition from the database.
+    /// Re-reads every role definition from the database. On failure the definitions
+    /// stay marked stale, so the next feed entry or periodic sync tries again.
     pub async fn reload_roles(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reload.lock().await;
+        // Cleared before the read: an entry arriving during it marks them stale again.
         self.roles_stale.store(false, Ordering::SeqCst);
-        let table = RoleTable::from_records(store.list_roles().await?);
+        let records = match store.list_roles().await {
+            Ok(records) => records,
+            Err(e) => {
+                self.roles_stale.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
+        let table = RoleTable::from_records(records);
         *self
             .roles
             .write()
@@ -181,11 +192,16 @@ impl AuthzView {
         if change.kind != ROLES_CHANGED {
             return;
         }
-        self.generation.fetch_add(1, Ordering::SeqCst);
         match &change.sub {
             Some(user) => self.users.invalidate(user),
             None => self.roles_stale.store(true, Ordering::SeqCst),
         }
+    }
+
+    /// True when a feed entry said role definitions changed and no reload has
+    /// succeeded since.
+    pub fn roles_stale(&self) -> bool {
+        self.roles_stale.load(Ordering::SeqCst)
     }
 
     /// Reloads role definitions if a feed entry said they changed.
@@ -202,30 +218,25 @@ impl AuthzView {
         store: &dyn Store,
         user_id: &str,
     ) -> Result<Option<Arc<UserAuthz>>, StoreError> {
-        if let Some(hit) = self.users.get(user_id) {
-            return Ok(Some(hit));
-        }
-        let generation = self.generation.load(Ordering::SeqCst);
-        let Some(user) = store.find_user(user_id).await? else {
-            return Ok(None);
-        };
-        let role_ids = store.user_role_ids(user_id).await?;
-        let entry = Arc::new(UserAuthz {
-            user_id: user.id,
-            login: user.login,
-            superuser: user.superuser,
-            blocked: user.blocked,
-            role_ids,
-        });
-        if self.generation.load(Ordering::SeqCst) == generation {
-            self.users.insert(user_id.to_owned(), entry.clone());
-        }
-        Ok(Some(entry))
+        self.users
+            .get_or_load(user_id, || async {
+                let Some(user) = store.find_user(user_id).await? else {
+                    return Ok(None);
+                };
+                let role_ids = store.user_role_ids(user_id).await?;
+                Ok(Some(Arc::new(UserAuthz {
+                    user_id: user.id,
+                    login: user.login,
+                    superuser: user.superuser,
+                    blocked: user.blocked,
+                    role_ids,
+                })))
+            })
+            .await
     }
 
     /// Drops a user's entry (after a local change).
     pub fn forget_user(&self, user_id: &str) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
         self.users.invalidate(user_id);
     }
 
@@ -383,6 +394,29 @@ pub async fn require(
     match subject(app, Some(claims)).await? {
         Subject::User(user) if app.authz.user_allows(&user, permission) => Ok(user),
         _ => Err(forbidden()),
+    }
+}
+
+/// Lets an administrator hand out, change or take away only what they hold themselves:
+/// unless `caller` is a superuser, every one of `permissions` must be allowed to them
+/// now, or the answer is 403 `permission_not_held` with `detail`. Without this, a
+/// `roles:manage` holder could give themselves any permission through a role.
+pub fn require_held<'a>(
+    app: &AppState,
+    caller: &UserAuthz,
+    permissions: impl IntoIterator<Item = &'a String>,
+    detail: &'static str,
+) -> Result<(), ServiceError> {
+    if caller.superuser {
+        return Ok(());
+    }
+    if permissions
+        .into_iter()
+        .all(|p| app.authz.user_allows(caller, p))
+    {
+        Ok(())
+    } else {
+        Err(ServiceError::forbidden("permission_not_held", detail))
     }
 }
 

@@ -145,6 +145,14 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
                 "format",
                 "must be 1 to 64 letters, digits, '.', '_', '-'",
             ));
+        } else if uuid::Uuid::try_parse(&id).is_ok() {
+            // A service token's `sub` is its client id, a user token's the user's UUID:
+            // a UUID-shaped client id could pass for a user.
+            errors.push(FieldError::new(
+                "client_id",
+                "uuid_form",
+                "must not have the form of a UUID (user ids have it)",
+            ));
         }
         base.client_id = id;
     }
@@ -155,6 +163,8 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
                 "format",
                 "must be 1 to 128 characters",
             ));
+        } else if name.chars().any(char::is_control) {
+            errors.push(super::control_character_error("client_name"));
         }
         base.client_name = name;
     }
@@ -248,7 +258,8 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
     }
 }
 
-fn not_found() -> ServiceError {
+/// 404 `client_not_found`.
+pub fn client_not_found() -> ServiceError {
     ServiceError::not_found("client_not_found", "no client with this id")
 }
 
@@ -272,7 +283,9 @@ pub async fn list(app: &AppState) -> Result<Vec<ClientView>, ServiceError> {
 
 /// One client.
 pub async fn get(app: &AppState, client_id: &str) -> Result<ClientView, ServiceError> {
-    let client = clients::find(app, client_id).await?.ok_or_else(not_found)?;
+    let client = clients::find(app, client_id)
+        .await?
+        .ok_or_else(client_not_found)?;
     Ok(ClientView::of(&client, None))
 }
 
@@ -318,7 +331,9 @@ pub async fn update(
     client_id: &str,
     input: ClientInput,
 ) -> Result<ClientView, ServiceError> {
-    let current = clients::find(app, client_id).await?.ok_or_else(not_found)?;
+    let current = clients::find(app, client_id)
+        .await?
+        .ok_or_else(client_not_found)?;
     if current.builtin {
         return Err(builtin());
     }
@@ -352,7 +367,9 @@ pub async fn update(
 
 /// Deletes a client and ends every session opened through it.
 pub async fn delete(app: &AppState, client_id: &str) -> Result<(), ServiceError> {
-    let current = clients::find(app, client_id).await?.ok_or_else(not_found)?;
+    let current = clients::find(app, client_id)
+        .await?
+        .ok_or_else(client_not_found)?;
     if current.builtin {
         return Err(builtin());
     }
@@ -360,7 +377,7 @@ pub async fn delete(app: &AppState, client_id: &str) -> Result<(), ServiceError>
         .store
         .delete_client(client_id, app.clock.now())
         .await?
-        .ok_or_else(not_found)?;
+        .ok_or_else(client_not_found)?;
     app.clients.forget(client_id);
     feed::publish(app, &changes).await;
     tracing::info!(client_id, "client deleted");

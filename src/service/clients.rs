@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use super::cache::GuardedCache;
 use super::feed::CLIENT_CHANGED;
 use super::{OAuthCode, OAuthError, ServiceError};
 use crate::AppState;
@@ -14,16 +15,9 @@ use crate::store::{ChangeRecord, ClientRecord};
 use crate::token::{constant_time_eq, sha256_hex};
 
 /// Registered clients held in memory, dropped when the change feed says they changed.
-#[derive(Clone)]
-pub struct ClientCache(moka::sync::Cache<String, Arc<Client>>);
-
-impl std::fmt::Debug for ClientCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCache")
-            .field("entries", &self.0.entry_count())
-            .finish()
-    }
-}
+/// A load racing a change (a secret rotation, a deletion) is not kept.
+#[derive(Clone, Debug)]
+pub struct ClientCache(Arc<GuardedCache<Arc<Client>>>);
 
 impl Default for ClientCache {
     fn default() -> Self {
@@ -34,7 +28,7 @@ impl Default for ClientCache {
 impl ClientCache {
     /// An empty cache.
     pub fn new() -> Self {
-        Self(moka::sync::Cache::builder().max_capacity(10_000).build())
+        Self(Arc::new(GuardedCache::new(10_000)))
     }
 
     /// Applies a feed entry.
@@ -177,15 +171,15 @@ fn invalid_client() -> ServiceError {
 
 /// Loads a client by id: from memory, or once from the database.
 pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Arc<Client>>, ServiceError> {
-    if let Some(hit) = app.clients.0.get(client_id) {
-        return Ok(Some(hit));
-    }
-    let Some(record) = app.store.find_client(client_id).await? else {
-        return Ok(None);
-    };
-    let client = Arc::new(Client::from_record(record));
-    app.clients.0.insert(client_id.to_owned(), client.clone());
-    Ok(Some(client))
+    let client = app
+        .clients
+        .0
+        .get_or_load(client_id, || async {
+            let record = app.store.find_client(client_id).await?;
+            Ok::<_, ServiceError>(record.map(|r| Arc::new(Client::from_record(r))))
+        })
+        .await?;
+    Ok(client)
 }
 
 /// Authenticates a confidential client by its secret, whichever secret method it is

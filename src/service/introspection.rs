@@ -72,9 +72,10 @@ async fn refresh(app: &AppState, client: &Client, token: &str) -> Result<Value, 
         return Ok(inactive());
     }
     match app.authz.user(app.store.as_ref(), &session.user_id).await? {
+        // No `token_type`: RFC 7662 §2.2 means an RFC 6749 §7.1 access token type, which
+        // a refresh token does not have.
         Some(user) if !user.blocked => Ok(json!({
             "active": true,
-            "token_type": "refresh_token",
             "scope": session.scope,
             "client_id": rt.client_id,
             "sub": session.user_id,

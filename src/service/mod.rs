@@ -13,6 +13,7 @@ pub mod authorize;
 pub mod authz;
 pub mod bearer;
 pub mod browser;
+pub mod cache;
 pub mod client_registry;
 pub mod clients;
 pub mod discovery;
@@ -95,6 +96,24 @@ impl OAuthError {
     pub fn invalid_grant(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(OAuthCode::InvalidGrant, description)
     }
+}
+
+/// True when `text` holds a character usher never stores or looks up: NUL (PostgreSQL
+/// `text` cannot hold it) or another control character, tab, line feed and carriage
+/// return apart (free text may hold those).
+pub fn has_forbidden_control(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// The field error of a text member holding a character [`has_forbidden_control`]
+/// refuses.
+pub fn control_character_error(field: impl Into<String>) -> FieldError {
+    FieldError::new(
+        field,
+        "control_character",
+        "must not contain NUL or other control characters",
+    )
 }
 
 /// One failing field of a validation error.

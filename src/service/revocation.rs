@@ -1,5 +1,7 @@
 //! Token revocation (RFC 7009). Revoking a user's refresh or access token ends its
-//! session (every token of it is refused from then on); revoking a service token
+//! session and the sessions opened through it (every token of them is refused from
+//! then on), but not the browser session it was opened through: one client's
+//! revocation does not sign the user out of usher's pages. Revoking a service token
 //! records its `jti` on the change feed until it expires. A token of another client, an
 //! unknown or an expired one changes nothing and gets the same 200 (§2.2).
 
@@ -20,7 +22,7 @@ pub async fn revoke(app: &AppState, client: &Client, token: &str) -> Result<(), 
         {
             let ended = app
                 .store
-                .end_session_by_id(&rt.session_id, "revoked", now)
+                .end_session_and_children(&rt.session_id, "revoked", now)
                 .await?;
             feed::publish(app, &ended).await;
             tracing::info!(client_id = %client.client_id, "refresh token revoked: session ended");
@@ -38,7 +40,11 @@ pub async fn revoke(app: &AppState, client: &Client, token: &str) -> Result<(), 
         return Ok(());
     }
     let changes = match (text("sid"), text("jti")) {
-        (Some(sid), _) => app.store.end_session_by_id(sid, "revoked", now).await?,
+        (Some(sid), _) => {
+            app.store
+                .end_session_and_children(sid, "revoked", now)
+                .await?
+        }
         (None, Some(jti)) => vec![app.store.revoke_jti(jti, &client.client_id, now).await?],
         (None, None) => Vec::new(),
     };

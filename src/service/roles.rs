@@ -5,11 +5,11 @@
 
 use serde::Serialize;
 
-use super::authz::{self, USER};
+use super::authz::{self, USER, UserAuthz};
 use super::{FieldError, ServiceError, feed};
 use crate::AppState;
 use crate::clock::rfc3339;
-use crate::store::{RoleRecord, StoreError};
+use crate::store::{RoleChange, RoleRecord, StoreError};
 
 /// Longest role description.
 const MAX_DESCRIPTION: usize = 1024;
@@ -97,7 +97,13 @@ fn normalized(perms: Vec<String>) -> Vec<String> {
     perms
 }
 
-fn role_not_found() -> ServiceError {
+/// 403 when a role's permissions go beyond what its creator or editor holds.
+const GRANT_NOT_HELD: &str = "a role can only be given permissions that you hold";
+/// 403 when a role holding more than the caller holds is assigned, taken away or deleted.
+const ROLE_NOT_HELD: &str = "this role holds a permission that you do not hold";
+
+/// 404 `role_not_found`.
+pub fn role_not_found() -> ServiceError {
     ServiceError::not_found("role_not_found", "no role with this id")
 }
 
@@ -130,8 +136,13 @@ pub async fn get(app: &AppState, id: &str) -> Result<RoleView, ServiceError> {
         .ok_or_else(role_not_found)
 }
 
-/// Creates a role. 409 `role_name_taken`.
-pub async fn create(app: &AppState, input: RoleInput) -> Result<RoleView, ServiceError> {
+/// Creates a role. 409 `role_name_taken`; 403 `permission_not_held` when the caller,
+/// not a superuser, lacks one of its permissions.
+pub async fn create(
+    app: &AppState,
+    caller: &UserAuthz,
+    input: RoleInput,
+) -> Result<RoleView, ServiceError> {
     let mut errors = check_role_input(&input);
     if input.name.is_none() {
         errors.insert(0, FieldError::new("name", "required", "is required"));
@@ -142,6 +153,12 @@ pub async fn create(app: &AppState, input: RoleInput) -> Result<RoleView, Servic
     if !errors.is_empty() {
         return Err(ServiceError::Validation(errors));
     }
+    authz::require_held(
+        app,
+        caller,
+        input.permissions.iter().flatten(),
+        GRANT_NOT_HELD,
+    )?;
     let now = app.clock.now();
     let role = RoleRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -158,40 +175,58 @@ pub async fn create(app: &AppState, input: RoleInput) -> Result<RoleView, Servic
     Ok(RoleView::of(role))
 }
 
-/// Changes a role. Renaming a built-in role is 409 `builtin_role`.
-pub async fn update(app: &AppState, id: &str, input: RoleInput) -> Result<RoleView, ServiceError> {
+/// Changes the supplied members of a role. Renaming a built-in role is 409
+/// `builtin_role`; a new permission set holding a permission the caller (not a
+/// superuser) lacks is 403 `permission_not_held`.
+pub async fn update(
+    app: &AppState,
+    caller: &UserAuthz,
+    id: &str,
+    input: RoleInput,
+) -> Result<RoleView, ServiceError> {
     let errors = check_role_input(&input);
     if !errors.is_empty() {
         return Err(ServiceError::Validation(errors));
     }
-    let mut role = app.store.find_role(id).await?.ok_or_else(role_not_found)?;
-    if let Some(name) = input.name {
-        if role.builtin && name != role.name {
-            return Err(ServiceError::conflict(
-                "builtin_role",
-                "a built-in role cannot be renamed",
-            ));
-        }
-        role.name = name;
+    // Only the built-in flag and a built-in role's name are read here; neither changes.
+    let current = app.store.find_role(id).await?.ok_or_else(role_not_found)?;
+    if let Some(name) = &input.name
+        && current.builtin
+        && *name != current.name
+    {
+        return Err(ServiceError::conflict(
+            "builtin_role",
+            "a built-in role cannot be renamed",
+        ));
     }
-    if let Some(d) = input.description {
-        role.description = d;
-    }
-    if let Some(p) = input.permissions {
-        role.permissions = normalized(p);
-    }
-    role.updated_at = app.clock.now();
-    let change = app.store.update_role(&role).await.map_err(|e| match e {
-        StoreError::NotFound => role_not_found(),
-        other => name_taken(other),
-    })?;
-    feed::publish(app, std::slice::from_ref(&change)).await;
+    authz::require_held(
+        app,
+        caller,
+        input.permissions.iter().flatten(),
+        GRANT_NOT_HELD,
+    )?;
+    let change = RoleChange {
+        name: input.name,
+        description: input.description,
+        permissions: input.permissions.map(normalized),
+    };
+    let (role, entry) = app
+        .store
+        .update_role(id, &change, app.clock.now())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => role_not_found(),
+            other => name_taken(other),
+        })?;
+    feed::publish(app, std::slice::from_ref(&entry)).await;
     tracing::info!(role = %role.name, "role updated");
     Ok(RoleView::of(role))
 }
 
-/// Deletes a role and removes it from every user. 409 `builtin_role`.
-pub async fn delete(app: &AppState, id: &str) -> Result<(), ServiceError> {
+/// Deletes a role and removes it from every user. 409 `builtin_role`; 403
+/// `permission_not_held` when it holds a permission the caller (not a superuser) lacks
+/// (deleting takes it away from every holder).
+pub async fn delete(app: &AppState, caller: &UserAuthz, id: &str) -> Result<(), ServiceError> {
     let role = app.store.find_role(id).await?.ok_or_else(role_not_found)?;
     if role.builtin {
         return Err(ServiceError::conflict(
@@ -199,6 +234,7 @@ pub async fn delete(app: &AppState, id: &str) -> Result<(), ServiceError> {
             "a built-in role cannot be deleted",
         ));
     }
+    authz::require_held(app, caller, &role.permissions, ROLE_NOT_HELD)?;
     let change = app
         .store
         .delete_role(id, app.clock.now())
@@ -220,7 +256,8 @@ pub struct UserRoleView {
     pub implicit: bool,
 }
 
-fn user_not_found() -> ServiceError {
+/// 404 `user_not_found`.
+pub fn user_not_found() -> ServiceError {
     ServiceError::not_found("user_not_found", "no user with this id")
 }
 
@@ -270,8 +307,16 @@ async fn user_and_role(
 }
 
 /// Assigns a role (idempotent). Assigning `user` changes nothing: every user holds it.
-pub async fn assign(app: &AppState, user_id: &str, role_id: &str) -> Result<(), ServiceError> {
+/// 403 `permission_not_held` when the role holds a permission the caller (not a
+/// superuser) lacks.
+pub async fn assign(
+    app: &AppState,
+    caller: &UserAuthz,
+    user_id: &str,
+    role_id: &str,
+) -> Result<(), ServiceError> {
     let role = user_and_role(app, user_id, role_id).await?;
+    authz::require_held(app, caller, &role.permissions, ROLE_NOT_HELD)?;
     if role.builtin && role.name == USER {
         return Ok(());
     }
@@ -290,7 +335,14 @@ pub async fn assign(app: &AppState, user_id: &str, role_id: &str) -> Result<(), 
 }
 
 /// Takes a role away (idempotent). The implicit `user` role cannot be taken away (409).
-pub async fn unassign(app: &AppState, user_id: &str, role_id: &str) -> Result<(), ServiceError> {
+/// 403 `permission_not_held` when the role holds a permission the caller (not a
+/// superuser) lacks.
+pub async fn unassign(
+    app: &AppState,
+    caller: &UserAuthz,
+    user_id: &str,
+    role_id: &str,
+) -> Result<(), ServiceError> {
     let role = user_and_role(app, user_id, role_id).await?;
     if role.builtin && role.name == USER {
         return Err(ServiceError::conflict(
@@ -298,6 +350,7 @@ pub async fn unassign(app: &AppState, user_id: &str, role_id: &str) -> Result<()
             "every user holds the user role",
         ));
     }
+    authz::require_held(app, caller, &role.permissions, ROLE_NOT_HELD)?;
     let change = app
         .store
         .unassign_role(user_id, role_id, app.clock.now())

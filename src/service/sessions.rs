@@ -201,6 +201,11 @@ pub async fn list(app: &AppState, claims: &AccessClaims) -> Result<Vec<SessionVi
         .collect())
 }
 
+/// 404 `session_not_found`: not a live session of the caller.
+pub fn session_not_found() -> ServiceError {
+    ServiceError::not_found("session_not_found", "no such session among yours")
+}
+
 /// Ends one of the user's sessions. 404 when it is not theirs or no longer live: the
 /// answer never tells another user's session from a missing one.
 pub async fn end_one(
@@ -214,10 +219,7 @@ pub async fn end_one(
         .end_session(sid, user_id, reason, app.clock.now())
         .await?;
     if ended.is_empty() {
-        return Err(ServiceError::not_found(
-            "session_not_found",
-            "no such session among yours",
-        ));
+        return Err(session_not_found());
     }
     feed::publish(app, &ended).await;
     tracing::info!(user_id, reason, ended = ended.len(), "session ended");

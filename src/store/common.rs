@@ -280,9 +280,14 @@ macro_rules! impl_store {
                             .fetch_one(&mut *tx)
                             .await
                             .map_err(map_err)?;
-                        let changes =
+                        let mut changes =
                             end_sessions_in(&mut tx, &found.id, None, "password_change", now)
                                 .await?;
+                        // Instances that cached the user as an ordinary one must drop it.
+                        changes.push(
+                            insert_change(&mut tx, "roles_changed", None, Some(&found.id), now)
+                                .await?,
+                        );
                         (promoted, false, changes)
                     }
                     None => {
@@ -603,24 +608,38 @@ macro_rules! impl_store {
                 Ok(change)
             }
 
-            async fn update_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError> {
+            async fn update_role(
+                &self,
+                id: &str,
+                change: &RoleChange,
+                now: i64,
+            ) -> Result<(RoleRecord, ChangeRecord), StoreError> {
                 let mut tx = self.begin_write().await?;
-                let done = sqlx::query(sql::UPDATE_ROLE)
-                    .bind(&role.id)
-                    .bind(&role.name)
-                    .bind(&role.description)
-                    .bind(role.updated_at)
-                    .execute(&mut *tx)
+                // The update locks the row first: a concurrent change of the same role
+                // waits for this transaction, so its permissions are written after ours.
+                let row = sqlx::query_as::<_, RoleRow>(sql::UPDATE_ROLE)
+                    .bind(id)
+                    .bind(&change.name)
+                    .bind(&change.description)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?
+                    .ok_or(StoreError::NotFound)?;
+                if let Some(permissions) = &change.permissions {
+                    write_permissions(&mut tx, id, permissions).await?;
+                }
+                let perms: Vec<(String, String)> = sqlx::query_as(sql::FIND_ROLE_PERMISSIONS)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(map_err)?;
-                if done.rows_affected() == 0 {
-                    return Err(StoreError::NotFound);
-                }
-                write_permissions(&mut tx, &role.id, &role.permissions).await?;
-                let change =
-                    insert_change(&mut tx, "roles_changed", None, None, role.updated_at).await?;
+                let entry = insert_change(&mut tx, "roles_changed", None, None, now).await?;
                 commit(tx).await?;
-                Ok(change)
+                let role = with_permissions(vec![row], perms)
+                    .pop()
+                    .ok_or(StoreError::NotFound)?;
+                Ok((role, entry))
             }
 
             async fn delete_role(
@@ -862,6 +881,31 @@ macro_rules! impl_store {
             ) -> Result<Vec<ChangeRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
                 let changes = end_family_in(&mut tx, sid, reason, now).await?;
+                commit(tx).await?;
+                Ok(changes)
+            }
+
+            async fn end_session_and_children(
+                &self,
+                sid: &str,
+                reason: &str,
+                now: i64,
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let ended: Vec<(String, String)> = sqlx::query_as(sql::END_SESSION_AND_CHILDREN)
+                    .bind(sid)
+                    .bind(now)
+                    .bind(reason)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let mut changes = Vec::with_capacity(ended.len());
+                for (id, user_id) in ended {
+                    changes.push(
+                        insert_change(&mut tx, "session_ended", Some(&id), Some(&user_id), now)
+                            .await?,
+                    );
+                }
                 commit(tx).await?;
                 Ok(changes)
             }

@@ -138,6 +138,17 @@ pub struct RoleRecord {
     pub updated_at: i64,
 }
 
+/// A change to a role: each `None` member keeps its stored value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoleChange {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New permissions (the whole set, sorted).
+    pub permissions: Option<Vec<String>>,
+}
+
 /// A row of `roles` (permissions apart).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoleRow {
@@ -337,7 +348,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates `user` as a superuser, or, when its login exists, makes that user a
     /// superuser, sets its password and ends its sessions. Returns the stored user,
-    /// whether it was created, and the feed entries of ended sessions.
+    /// whether it was created, and the feed entries: for a promotion, those of the ended
+    /// sessions and a `roles_changed` entry for the user (so that running instances
+    /// drop what they cached of them).
     async fn upsert_superuser(
         &self,
         user: &UserRecord,
@@ -440,9 +453,17 @@ pub trait Store: Send + Sync + 'static {
     /// `roles_changed` feed entry.
     async fn insert_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError>;
 
-    /// Replaces name, description and permissions of a role; `NotFound`, `Conflict`.
+    /// Changes the members of a role that `change` supplies, in one transaction: a member
+    /// it does not supply keeps its stored value, whatever another change committed
+    /// meanwhile (two concurrent changes of different members both take effect). Returns
+    /// the role as stored afterwards. `NotFound`; `Conflict` on `roles_name_key`.
     /// Writes a `roles_changed` feed entry.
-    async fn update_role(&self, role: &RoleRecord) -> Result<ChangeRecord, StoreError>;
+    async fn update_role(
+        &self,
+        id: &str,
+        change: &RoleChange,
+        now: i64,
+    ) -> Result<(RoleRecord, ChangeRecord), StoreError>;
 
     /// Deletes a role (and so its assignments); `Ok(None)` if it did not exist.
     async fn delete_role(&self, id: &str, now: i64) -> Result<Option<ChangeRecord>, StoreError>;
@@ -513,6 +534,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends a session and its family whoever owns it; empty if unknown or already ended.
     async fn end_session_by_id(
+        &self,
+        sid: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
+
+    /// Ends a session and the sessions opened through it, whoever owns it, but not the
+    /// browser session it was itself opened through (RFC 7009 revocation by one
+    /// client). Empty if unknown or already ended.
+    async fn end_session_and_children(
         &self,
         sid: &str,
         reason: &str,

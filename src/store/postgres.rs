@@ -10,8 +10,8 @@ use sqlx::{PgPool, Postgres};
 
 use super::sql;
 use super::{
-    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleRecord,
-    RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
+    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleChange,
+    RoleRecord, RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
 };
 
 type Db = Postgres;

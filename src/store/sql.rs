@@ -71,6 +71,11 @@ pub(crate) const TOUCH_SESSION: &str =
 pub(crate) const END_SESSION_FAMILY: &str = "update sessions set ended_at = $2, end_reason = $3 \
      where ended_at is null and (id = $1 or parent_sid = $1 \
      or id = (select s.parent_sid from sessions s where s.id = $1)) returning id, user_id";
+/// Ends a session and its children (sessions opened through it), not its parent: a
+/// client revoking its token must not end the browser session it was opened through.
+pub(crate) const END_SESSION_AND_CHILDREN: &str = "update sessions set ended_at = $2, \
+     end_reason = $3 where ended_at is null and (id = $1 or parent_sid = $1) \
+     returning id, user_id";
 pub(crate) const LIVE_SESSION_OWNER: &str =
     "select user_id from sessions where id = $1 and ended_at is null";
 pub(crate) const SESSION_PARENT: &str = "select parent_sid from sessions where id = $1";
@@ -116,8 +121,10 @@ pub(crate) const FIND_ROLE_PERMISSIONS: &str =
     "select role_id, permission from role_permissions where role_id = $1 order by permission";
 pub(crate) const INSERT_ROLE: &str = "insert into roles (id, name, description, builtin, \
      created_at, updated_at) values ($1, $2, $3, $4, $5, $6)";
-pub(crate) const UPDATE_ROLE: &str =
-    "update roles set name = $2, description = $3, updated_at = $4 where id = $1";
+/// Sets only the supplied members (null keeps the stored value).
+pub(crate) const UPDATE_ROLE: &str = "update roles set name = coalesce($2, name), \
+     description = coalesce($3, description), updated_at = $4 where id = $1 \
+     returning id, name, description, builtin, created_at, updated_at";
 pub(crate) const DELETE_ROLE: &str = "delete from roles where id = $1";
 pub(crate) const DELETE_ROLE_PERMISSIONS: &str = "delete from role_permissions where role_id = $1";
 pub(crate) const INSERT_ROLE_PERMISSION: &str =

@@ -16,8 +16,8 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::sql;
 use super::{
-    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleRecord,
-    RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
+    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleChange,
+    RoleRecord, RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
 };
 
 type Db = Sqlite;

@@ -145,3 +145,32 @@ backend_test! {
         assert_problem(&app.get("/api/v1/clients", None).await, 401, "token_missing");
     }
 }
+
+backend_test! {
+    /// Error rows of one client: an unknown id is 404 `client_not_found` for GET and
+    /// PATCH; a PATCH with a bad redirect URI is 422 naming it and changes nothing; a
+    /// UUID-shaped `client_id` is refused (422 `uuid_form`), since a service token's
+    /// `sub` is its client id and a user token's the user's UUID.
+    async fn clients_one_client_errors(app) {
+        let admin = app.superuser().await;
+        let token = Some(admin.tokens.access.as_str());
+        assert_problem(&app.get("/api/v1/clients/nope", token).await, 404, "client_not_found");
+        assert_problem(&app.call(Method::PATCH, "/api/v1/clients/nope", token, Some(json!({"client_name": "x"}))).await, 404, "client_not_found");
+        let created = app.register_client(&admin.tokens.access, json!({"client_id": "film-club", "token_endpoint_auth_method": "none", "redirect_uris": ["https://club.example/cb"]})).await;
+        assert_eq!(created["client_id"], "film-club");
+        let r = app.call(Method::PATCH, "/api/v1/clients/film-club", token,
+            Some(json!({"redirect_uris": ["https://club.example/cb", "http://club.example/cb", "https://club.example/cb#x"]}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        let fields: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["redirect_uris[1]", "redirect_uris[2]"]);
+        let stored = app.store().find_client("film-club").await.unwrap().unwrap();
+        assert_eq!(stored.redirect_uris, r#"["https://club.example/cb"]"#);
+        let uuid = uuid::Uuid::new_v4().to_string();
+        for id in [uuid.clone(), uuid.to_uppercase(), uuid.replace('-', "")] {
+            let r = app.call(Method::POST, "/api/v1/clients", token, Some(json!({"client_id": id, "grant_types": ["client_credentials"]}))).await;
+            assert_problem(&r, 422, "validation_failed");
+            assert_eq!(r.body["errors"], json!([{"field": "client_id", "code": "uuid_form", "message": "must not have the form of a UUID (user ids have it)"}]), "{id}");
+        }
+        assert!(app.store().find_client(&uuid).await.unwrap().is_none());
+    }
+}

@@ -123,3 +123,43 @@ backend_test! {
         assert_problem(&app.call(Method::PATCH, "/api/v1/roles/nope", token, Some(json!({}))).await, 404, "role_not_found");
     }
 }
+
+backend_test! {
+    /// Concurrent PATCHes of different members of one role all take effect: one that
+    /// only changes the description never brings back a permission another removed.
+    async fn roles_concurrent_patches_keep_a_removal(app) {
+        let admin = app.superuser().await;
+        let id = app.role_id("subscriber").await;
+        let path = format!("/api/v1/roles/{id}");
+        for round in 0..5 {
+            let start = json!({"permissions": ["films:watch_recent", "films:review"]});
+            let r = app.call(Method::PATCH, &path, Some(&admin.tokens.access), Some(start)).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            let describe = (0..4).map(|i| {
+                app.call(Method::PATCH, &path, Some(&admin.tokens.access), Some(json!({"description": format!("round {round} edit {i}")})))
+            });
+            let remove = app.call(Method::PATCH, &path, Some(&admin.tokens.access), Some(json!({"permissions": ["films:watch_recent"]})));
+            let (removed, described) = tokio::join!(remove, futures_util::future::join_all(describe));
+            assert_eq!(removed.status, StatusCode::OK);
+            assert!(described.iter().all(|r| r.status == StatusCode::OK));
+            let stored = app.store().find_role(&id).await.unwrap().unwrap();
+            assert_eq!(stored.permissions, vec!["films:watch_recent".to_owned()], "round {round}");
+            assert!(stored.description.starts_with(&format!("round {round} edit ")));
+        }
+    }
+}
+
+backend_test! {
+    /// A PATCH with a malformed permission is 422 naming the element and changes nothing.
+    async fn roles_update_bad_permission_is_422(app) {
+        let admin = app.superuser().await;
+        let id = app.role_id("subscriber").await;
+        let r = app.call(Method::PATCH, &format!("/api/v1/roles/{id}"), Some(&admin.tokens.access),
+            Some(json!({"permissions": ["films:watch_recent", "Films:All", "films"]}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        let fields: Vec<&str> = r.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["permissions[1]", "permissions[2]"]);
+        let stored = app.store().find_role(&id).await.unwrap().unwrap();
+        assert_eq!(stored.permissions, vec!["films:watch_recent".to_owned()]);
+    }
+}

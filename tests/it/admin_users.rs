@@ -133,3 +133,73 @@ backend_test! {
         assert_eq!(me.body["roles"], json!(["user", "subscriber"]));
     }
 }
+
+/// On PostgreSQL the login-prefix search and its order are byte-wise whatever the
+/// database's default collation. The test database here is created with a linguistic
+/// collation that ignores punctuation, as glibc's `en_US.UTF-8` does (ICU `en-US`,
+/// alternate shifted): `film_` still matches no `film-` login, and the order (and so
+/// the cursor) is `-`, `.`, digits, `_`, letters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_find_ignores_database_collation() {
+    let Some((admin_url, _)) = pg_env() else {
+        eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
+        return;
+    };
+    let db = std::sync::Arc::new(
+        PgDatabase::create_with(
+            &admin_url,
+            "template template0 locale_provider icu icu_locale 'en-US-u-ka-shifted'",
+        )
+        .await,
+    );
+    let app = TestApp::builder()
+        .postgres()
+        .shared_pg(
+            db.clone(),
+            &format!("usher-test-{}", uuid::Uuid::new_v4().simple()),
+        )
+        .build()
+        .await;
+    // The database's own order ignores the hyphen: the test could catch a regression.
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let (linguistic,): (bool,) = sqlx::query_as("select 'film-ann' > 'film0'")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert!(linguistic, "the test database must not collate byte-wise");
+    let admin = app.superuser().await;
+    for login in [
+        "film-ann", "Film-Dan", "film.bob", "film0", "film_cat", "filmz",
+    ] {
+        app.sign_up(login).await;
+    }
+    let token = Some(admin.tokens.access.as_str());
+    let logins = |r: &Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["login"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let r = app.get("/api/v1/users?login=film_", token).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(logins(&r), vec!["film_cat"]);
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/users?login=film&limit=2".to_owned();
+    loop {
+        let r = app.get(&path, token).await;
+        seen.extend(logins(&r));
+        match r.body["next_cursor"].as_str() {
+            Some(c) => path = format!("/api/v1/users?login=film&limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            "film-ann", "Film-Dan", "film.bob", "film0", "film_cat", "filmz"
+        ]
+    );
+}

@@ -217,3 +217,30 @@ backend_test! {
         assert!(query_param(r.header("location").unwrap(), "code").is_some());
     }
 }
+
+backend_test! {
+    /// Revoking (RFC 7009) a refresh or access token of a session opened through the
+    /// browser ends that session only: the browser session it was opened through (client
+    /// `usher`) stays signed in, and `prompt=none` still gets a code.
+    async fn revoke_keeps_parent_browser_session(app) {
+        let u = app.user().await;
+        browser_login(&app, &u).await;
+        for hint in ["refresh_token", "access_token"] {
+            let code = code_for(&app, &[]).await;
+            let t = tokens_of(&exchange(&app, &code, VERIFIER, "http://127.0.0.1:9000/callback").await);
+            let (_, claims) = decode_jwt(&t.access);
+            let child = app.store().find_session(claims["sid"].as_str().unwrap()).await.unwrap().unwrap();
+            let parent = child.parent_sid.clone().expect("opened through the browser session");
+            let token = if hint == "refresh_token" { &t.refresh } else { &t.access };
+            let r = app.post_form("/oauth2/revoke", &[("token", token), ("token_type_hint", hint), ("client_id", "cinema-web")]).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert_problem(&app.get("/api/v1/users/me", Some(&t.access)).await, 401, "session_ended");
+            let child = app.store().find_session(&child.id).await.unwrap().unwrap();
+            assert_eq!(child.end_reason.as_deref(), Some("revoked"), "{hint}");
+            let parent = app.store().find_session(&parent).await.unwrap().unwrap();
+            assert_eq!(parent.ended_at, None, "{hint}: the browser session goes on");
+            assert_eq!(parent.client_id, "usher");
+            code_for(&app, &[("prompt", "none")]).await;
+        }
+    }
+}

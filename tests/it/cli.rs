@@ -229,3 +229,106 @@ fn cli_serve_and_healthcheck() {
         1
     );
 }
+
+/// Promotes `login` with the `create-superuser` binary against `app`'s database (and,
+/// on PostgreSQL, its Redis and key prefix), with the password `password`.
+async fn promote_with_cli(app: &crate::harness::TestApp, login: &str, password: &str) {
+    use secrecy::ExposeSecret;
+    let mut env = vec![("USHER_DATABASE_URL".to_owned(), app.database_url())];
+    if let Some(redis) = &app.app.config.redis_url {
+        env.push(("USHER_REDIS_URL".into(), redis.expose_secret().to_owned()));
+        env.push((
+            "USHER_REDIS_PREFIX".into(),
+            app.app.config.redis_prefix.clone(),
+        ));
+    }
+    let expected = format!("{login} is now a superuser; password set, 1 session(s) ended\n");
+    let (login, stdin) = (login.to_owned(), format!("{password}\n"));
+    let out = tokio::task::spawn_blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        usher(
+            &dir,
+            &["create-superuser", "--login", &login, "--password-stdin"],
+            Some(&stdin),
+            &env,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), expected);
+}
+
+/// A running instance sees `create-superuser` promoting an existing login within a
+/// second: the promotion writes a `roles_changed` feed entry with the user's session
+/// ends, and the CLI publishes every entry (issue 3: the superuser is allowed
+/// everything; changes reach every instance within a second).
+async fn cli_promotion_reaches_running_instance(app: crate::harness::TestApp) {
+    use crate::harness::{PASSWORD, eventually};
+    use serde_json::json;
+    let u = app.user().await;
+    let check = "/api/v1/authz/check?permission=anything:at_all";
+    let r = app.get(check, Some(&u.tokens.access)).await;
+    assert_eq!(
+        r.body,
+        json!({"allowed": false, "subject": u.id, "roles": ["user"]})
+    );
+    let new_password = format!("{PASSWORD} again");
+    promote_with_cli(&app, &u.login, &new_password).await;
+    // The promotion ended the user's sessions; a new login gets a live token.
+    let seen = eventually(std::time::Duration::from_secs(1), || async {
+        let login = app.login(&u.login, &new_password).await;
+        if login.status != reqwest::StatusCode::OK {
+            return false;
+        }
+        let token = login.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        app.get(check, Some(&token)).await.body
+            == json!({"allowed": true, "subject": u.id, "roles": ["user"], "superuser": true})
+    })
+    .await;
+    assert!(
+        seen,
+        "the running instance must see the promotion within a second"
+    );
+    let stored = app.store().find_user(&u.id).await.unwrap().unwrap();
+    assert!(stored.superuser);
+    let entries = app.store().changes_after(0, 1000).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|c| c.kind == "roles_changed" && c.sub.as_deref() == Some(u.id.as_str())),
+        "a roles_changed entry for the user"
+    );
+}
+
+/// [`cli_promotion_reaches_running_instance`] on SQLite: no Redis, the instance reads
+/// the entry at its periodic sync (here every 100 ms).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_promotion_reaches_running_instance_sqlite() {
+    let app = crate::harness::TestApp::builder()
+        .sqlite()
+        .config(|c| c.feed_sync_interval = std::time::Duration::from_millis(100))
+        .build()
+        .await;
+    cli_promotion_reaches_running_instance(app).await;
+}
+
+/// [`cli_promotion_reaches_running_instance`] on PostgreSQL + Redis: the periodic sync
+/// is an hour away, so only the CLI's publication can tell the instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_promotion_reaches_running_instance_postgres() {
+    if !crate::harness::TestApp::pg_available() {
+        eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
+        return;
+    }
+    let app = crate::harness::TestApp::builder()
+        .postgres()
+        .config(|c| c.feed_sync_interval = std::time::Duration::from_secs(3600))
+        .build()
+        .await;
+    cli_promotion_reaches_running_instance(app).await;
+}

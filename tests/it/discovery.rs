@@ -26,6 +26,19 @@ backend_test! {
 }
 
 backend_test! {
+    /// Discovery names the introspection (RFC 7662) and revocation (RFC 7009) endpoints
+    /// and how clients authenticate there (RFC 8414 §2): introspection for confidential
+    /// clients only, revocation for public ones too.
+    async fn discovery_lists_introspection_and_revocation(app) {
+        let d = app.get("/.well-known/openid-configuration", None).await.body;
+        assert_eq!(d["introspection_endpoint"], app.url("/oauth2/introspect"));
+        assert_eq!(d["introspection_endpoint_auth_methods_supported"], json!(["client_secret_basic", "client_secret_post"]));
+        assert_eq!(d["revocation_endpoint"], app.url("/oauth2/revoke"));
+        assert_eq!(d["revocation_endpoint_auth_methods_supported"], json!(["none", "client_secret_basic", "client_secret_post"]));
+    }
+}
+
+backend_test! {
     /// The JWKS publishes the signing key under its RFC 7638 thumbprint, the `kid` every
     /// token carries, and the key verifies a token.
     async fn jwks_publishes_signing_key(app) {
@@ -75,6 +88,9 @@ async fn keys_rotate_publish_before_sign() {
     let u = app.user().await;
     let (old_header, _) = decode_jwt(&u.tokens.access);
     let (_, new_kid) = usher::keystore::generate_key_file(dir.path()).unwrap();
+    // The key is dated by its file, written on the wall clock (seconds after the test's
+    // clock started, on a busy machine): its activation counts from then.
+    let written = usher::clock::SystemClock.now();
     assert!(keys.reload(clock.now()).unwrap());
     let jwks = app.get("/.well-known/jwks.json", None).await;
     let kids: Vec<&str> = jwks.body["keys"]
@@ -92,7 +108,7 @@ async fn keys_rotate_publish_before_sign() {
         h["kid"], old_header["kid"],
         "not signing before the activation delay"
     );
-    clock.advance(601);
+    clock.advance(written - clock.now() + 601);
     assert!(keys.reload(clock.now()).unwrap());
     let fresh = app.tokens(&u.login).await;
     let (h, _) = decode_jwt(&fresh.access);

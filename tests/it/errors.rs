@@ -163,3 +163,110 @@ async fn forwarded_for_ignored_from_untrusted_peer() {
         .await;
     assert_eq!(h.body["items"][0]["ip"], "127.0.0.1");
 }
+
+backend_test! {
+    /// NUL and other control characters in JSON members and query parameters are 422
+    /// naming the member (`control_character`), never a database error: PostgreSQL
+    /// `text` cannot hold NUL.
+    async fn control_characters_in_json_and_query_are_422(app) {
+        let admin = app.superuser().await;
+        let token = Some(admin.tokens.access.as_str());
+        let roles_before = app.store().list_roles().await.unwrap().len();
+        let r = app.call(Method::POST, "/api/v1/roles", token,
+            Some(json!({"name": "nul", "description": "a\u{0}b", "permissions": ["films:x\u{0}"]}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"], json!([
+            {"field": "description", "code": "control_character", "message": "must not contain NUL or other control characters"},
+            {"field": "permissions[0]", "code": "control_character", "message": "must not contain NUL or other control characters"},
+        ]));
+        assert_eq!(app.store().list_roles().await.unwrap().len(), roles_before);
+        // Free text keeps tabs and line breaks.
+        let r = app.call(Method::POST, "/api/v1/roles", token,
+            Some(json!({"name": "multi", "description": "line one\nline two\ttab", "permissions": []}))).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let client = app.register_client(&admin.tokens.access, json!({"grant_types": ["client_credentials"]})).await;
+        let id = client["client_id"].as_str().unwrap();
+        for name in ["ETL\u{0}", "ETL\u{1b}[31m", "two\nlines"] {
+            let r = app.call(Method::PATCH, &format!("/api/v1/clients/{id}"), token, Some(json!({"client_name": name}))).await;
+            assert_problem(&r, 422, "validation_failed");
+            assert_eq!(r.body["errors"][0]["field"], "client_name");
+            assert_eq!(r.body["errors"][0]["code"], "control_character");
+        }
+        assert_eq!(app.store().find_client(id).await.unwrap().unwrap().client_name, id);
+        let r = app.call(Method::POST, "/api/v1/users", None, Some(json!({"login": "nul\u{0}user", "password": PASSWORD}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "login");
+        for (q, field) in [("login=%00", "login"), ("cursor=%00", "cursor"), ("login=a%1Fb", "login")] {
+            let r = app.get(&format!("/api/v1/users?{q}"), token).await;
+            assert_problem(&r, 422, "validation_failed");
+            assert_eq!(r.body["errors"], json!([{"field": field, "code": "control_character", "message": "must not contain NUL or other control characters"}]), "{q}");
+        }
+        // A cursor that decodes to a NUL is not one this endpoint made.
+        let forged = usher::token::b64url(b"ul:\0");
+        let r = app.get(&format!("/api/v1/users?cursor={forged}"), token).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "cursor");
+        let r = app.get("/api/v1/authz/check?permission=films%00:x", None).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], "permission");
+    }
+}
+
+backend_test! {
+    /// A path id holding NUL names nothing: the resource's 404, never a database error.
+    async fn control_characters_in_path_ids_are_404(app) {
+        let admin = app.superuser().await;
+        let token = Some(admin.tokens.access.as_str());
+        let subscriber = app.role_id("subscriber").await;
+        let cases = [
+            (Method::GET, "/api/v1/roles/%00".to_owned(), "role_not_found"),
+            (Method::DELETE, "/api/v1/roles/a%00b".to_owned(), "role_not_found"),
+            (Method::GET, "/api/v1/users/%00".to_owned(), "user_not_found"),
+            (Method::GET, "/api/v1/users/%00/roles".to_owned(), "user_not_found"),
+            (Method::PUT, format!("/api/v1/users/%00/roles/{subscriber}"), "user_not_found"),
+            (Method::DELETE, format!("/api/v1/users/{}/roles/%00", admin.id), "role_not_found"),
+            (Method::GET, "/api/v1/clients/%00".to_owned(), "client_not_found"),
+            (Method::DELETE, "/api/v1/clients/%00".to_owned(), "client_not_found"),
+            (Method::DELETE, "/api/v1/users/me/sessions/%00".to_owned(), "session_not_found"),
+        ];
+        for (method, path, code) in cases {
+            let r = app.call(method.clone(), &path, token, None).await;
+            assert_problem(&r, 404, code);
+        }
+        let r = app.call(Method::PATCH, "/api/v1/roles/%00", token, Some(json!({"description": "x"}))).await;
+        assert_problem(&r, 404, "role_not_found");
+        let r = app.call(Method::PATCH, "/api/v1/users/%00", token, Some(json!({"blocked": true}))).await;
+        assert_problem(&r, 404, "user_not_found");
+        let r = app.call(Method::PATCH, "/api/v1/clients/%00", token, Some(json!({"client_name": "x"}))).await;
+        assert_problem(&r, 404, "client_not_found");
+    }
+}
+
+backend_test! {
+    /// At the OAuth endpoints a client id or secret holding NUL names no client: 401
+    /// `invalid_client` (RFC 6749 §5.2), in the form or in HTTP Basic; another parameter
+    /// holding one is a malformed request: 400 `invalid_request`.
+    async fn control_characters_at_oauth_endpoints(app) {
+        let admin = app.superuser().await;
+        let (id, secret) = app.service_client(&admin.tokens.access).await;
+        let u = app.user().await;
+        for path in ["/oauth2/introspect", "/oauth2/revoke", "/oauth2/token"] {
+            let r = app.post_form(path, &[("client_id", "\0"), ("client_secret", "x"), ("token", &u.tokens.access), ("grant_type", "client_credentials")]).await;
+            assert_oauth_error(&r, 401, "invalid_client");
+            assert_eq!(r.body["error_description"], "client authentication failed", "{path}");
+            let r = app.post_form(path, &[("client_id", "\0"), ("token", &u.tokens.access), ("grant_type", "client_credentials")]).await;
+            assert_oauth_error(&r, 401, "invalid_client");
+            let r = app.post_form_basic(path, "\0", &secret, &[("token", &u.tokens.access), ("grant_type", "client_credentials")]).await;
+            assert_oauth_error(&r, 401, "invalid_client");
+            let r = app.post_form_basic(path, &id, &secret, &[("token", "a\0b"), ("grant_type", "client_credentials")]).await;
+            assert_oauth_error(&r, 400, "invalid_request");
+            assert_eq!(r.body["error_description"], "the parameter token holds a control character");
+        }
+        let r = app.post_form("/oauth2/token", &[("grant_type", "password"), ("username", "nul\0"), ("password", PASSWORD), ("client_id", "cinema-web")]).await;
+        assert_oauth_error(&r, 400, "invalid_request");
+        assert_eq!(r.body["error_description"], "the parameter username holds a control character");
+        // The client is unharmed: its credentials still work.
+        let r = app.post_form_basic("/oauth2/introspect", &id, &secret, &[("token", &u.tokens.access)]).await;
+        assert_eq!(r.body["active"], true);
+    }
+}

@@ -95,9 +95,15 @@ backend_test! {
         let t = app.post_form_basic("/oauth2/token", wid, wsecret, &[("grant_type", "password"), ("username", &u.login), ("password", PASSWORD)]).await;
         let rt = t.body["refresh_token"].as_str().unwrap();
         let r = app.post_form_basic("/oauth2/introspect", wid, wsecret, &[("token", rt)]).await;
-        assert_eq!(r.body["active"], true, "{}", r.text);
-        assert_eq!(r.body["token_type"], "refresh_token");
-        assert_eq!(r.body["username"], u.login.as_str());
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        // No `token_type`: RFC 7662 §2.2 means an RFC 6749 §7.1 access token type.
+        let (_, claims) = decode_jwt(t.body["access_token"].as_str().unwrap());
+        assert_eq!(redact(r.body.clone(), &["exp", "iat"]), json!({
+            "active": true, "scope": t.body["scope"], "client_id": wid, "sub": u.id,
+            "username": u.login, "sid": claims["sid"], "exp": "[redacted]", "iat": "[redacted]",
+            "iss": app.base,
+        }));
         app.post_form_basic("/oauth2/token", wid, wsecret, &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
         let r = app.post_form_basic("/oauth2/introspect", wid, wsecret, &[("token", rt)]).await;
         assert_eq!(r.body, json!({"active": false}));
@@ -169,3 +175,67 @@ backend_test! {
 }
 
 const RECENT_CHECK: &str = "/api/v1/authz/check?permission=films:watch_recent";
+
+backend_test! {
+    /// Introspection answers with the user's roles as they are now: taking a role away
+    /// drops it from the very next answer, with the same token (issue 3: a role removal
+    /// changes introspection's answer within a second).
+    async fn introspect_roles_follow_removal(app) {
+        let admin = app.superuser().await;
+        let (id, secret) = app.service_client(&admin.tokens.access).await;
+        let u = app.user().await;
+        let subscriber = app.role_id("subscriber").await;
+        let path = format!("/api/v1/users/{}/roles/{subscriber}", u.id);
+        app.call(Method::PUT, &path, Some(&admin.tokens.access), None).await;
+        let r = app.post_form_basic("/oauth2/introspect", &id, &secret, &[("token", &u.tokens.access)]).await;
+        assert_eq!(r.body["roles"], json!(["user", "subscriber"]), "{}", r.text);
+        let r = app.call(Method::DELETE, &path, Some(&admin.tokens.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let r = app.post_form_basic("/oauth2/introspect", &id, &secret, &[("token", &u.tokens.access)]).await;
+        assert_eq!(r.body["active"], true);
+        assert_eq!(r.body["roles"], json!(["user"]));
+        assert!(app.store().user_role_ids(&u.id).await.unwrap().is_empty());
+    }
+}
+
+backend_test! {
+    /// A client registered for `client_secret_post` introspects with its secret in the
+    /// body (RFC 7662 §2.1 with RFC 6749 §2.3.1); Basic is then refused.
+    async fn introspect_client_secret_post(app) {
+        let admin = app.superuser().await;
+        let post = app.register_client(&admin.tokens.access, json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_post"})).await;
+        let (id, secret) = (post["client_id"].as_str().unwrap(), post["client_secret"].as_str().unwrap());
+        let u = app.user().await;
+        let r = app.post_form("/oauth2/introspect", &[("token", &u.tokens.access), ("client_id", id), ("client_secret", secret)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_eq!((r.body["active"].clone(), r.body["sub"].clone()), (json!(true), json!(u.id)));
+        let r = app.post_form_basic("/oauth2/introspect", id, secret, &[("token", &u.tokens.access)]).await;
+        assert_oauth_error(&r, 401, "invalid_client");
+        assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"usher\""));
+    }
+}
+
+backend_test! {
+    /// A confidential client revokes its own token by authenticating (RFC 7009 §2.1);
+    /// giving only its `client_id` is 401 `invalid_client` and revokes nothing.
+    async fn revoke_confidential_client(app) {
+        let admin = app.superuser().await;
+        let web = app.register_client(&admin.tokens.access, json!({"grant_types": ["password", "refresh_token"], "first_party": true})).await;
+        let (wid, wsecret) = (web["client_id"].as_str().unwrap(), web["client_secret"].as_str().unwrap());
+        let u = app.user().await;
+        let t = app.post_form_basic("/oauth2/token", wid, wsecret, &[("grant_type", "password"), ("username", &u.login), ("password", PASSWORD)]).await;
+        let (access, refresh) = (t.body["access_token"].as_str().unwrap(), t.body["refresh_token"].as_str().unwrap());
+        let r = app.post_form("/oauth2/revoke", &[("token", refresh), ("client_id", wid)]).await;
+        assert_oauth_error(&r, 401, "invalid_client");
+        assert_eq!(app.get("/api/v1/users/me", Some(access)).await.status, StatusCode::OK, "nothing revoked");
+        let r = app.post_form_basic("/oauth2/revoke", wid, wsecret, &[("token", refresh)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.text, "");
+        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_problem(&app.get("/api/v1/users/me", Some(access)).await, 401, "session_ended");
+        let (_, claims) = decode_jwt(access);
+        let session = app.store().find_session(claims["sid"].as_str().unwrap()).await.unwrap().unwrap();
+        assert_eq!(session.end_reason.as_deref(), Some("revoked"));
+    }
+}

@@ -11,6 +11,7 @@ mod harness;
 
 mod account;
 mod admin_clients;
+mod admin_grants;
 mod admin_roles;
 mod admin_users;
 mod authorize;

@@ -3,7 +3,8 @@
 use crate::backend_test;
 use crate::harness::*;
 use usher::store::{
-    NewLoginEvent, RefreshTokenRecord, Rotation, SessionRecord, StoreError, UserRecord,
+    NewLoginEvent, RefreshTokenRecord, RoleChange, RoleRecord, Rotation, SessionRecord, StoreError,
+    UserRecord,
 };
 
 fn user(login: &str, email: Option<&str>) -> UserRecord {
@@ -147,5 +148,47 @@ backend_test! {
         assert!(s.find_refresh_session("old").await.unwrap().is_some());
         s.prune(now, now - 10).await.unwrap();
         assert!(s.find_refresh_session("old").await.unwrap().is_none());
+    }
+}
+
+backend_test! {
+    /// `update_role` changes only the members it is given, in one transaction: a
+    /// description-only change never writes back permissions read before another change
+    /// removed one; the answer is the role as stored; unknown ids are `NotFound`, taken
+    /// names `Conflict` (issue 3: a removed permission stays removed).
+    async fn store_update_role_changes_only_supplied_members(app) {
+        let s = app.store();
+        let now = app.clock_now();
+        let role = RoleRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: "critics".into(),
+            description: "Film critics".into(),
+            builtin: false,
+            permissions: vec!["films:review".into(), "films:watch_recent".into()],
+            created_at: now,
+            updated_at: now,
+        };
+        s.insert_role(&role).await.unwrap();
+        let remove = RoleChange { permissions: Some(vec!["films:review".into()]), ..RoleChange::default() };
+        let (after, entry) = s.update_role(&role.id, &remove, now + 1).await.unwrap();
+        assert_eq!(entry.kind, "roles_changed");
+        assert_eq!(after.permissions, vec!["films:review".to_owned()]);
+        let describe = RoleChange { description: Some("Reviewers".into()), ..RoleChange::default() };
+        let (after, _) = s.update_role(&role.id, &describe, now + 2).await.unwrap();
+        let expected = RoleRecord {
+            description: "Reviewers".into(),
+            permissions: vec!["films:review".into()],
+            updated_at: now + 2,
+            ..role.clone()
+        };
+        assert_eq!(after, expected);
+        assert_eq!(s.find_role(&role.id).await.unwrap().unwrap(), expected);
+        let rename = RoleChange { name: Some("subscriber".into()), ..RoleChange::default() };
+        match s.update_role(&role.id, &rename, now).await {
+            Err(StoreError::Conflict { constraint }) => assert_eq!(constraint, "roles_name_key"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(s.update_role("nope", &describe, now).await, Err(StoreError::NotFound)));
+        assert_eq!(s.find_role(&role.id).await.unwrap().unwrap(), expected, "failed changes change nothing");
     }
 }

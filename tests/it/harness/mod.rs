@@ -104,13 +104,19 @@ pub struct PgDatabase {
 impl PgDatabase {
     /// Creates `usher_t_<uuid>` through `admin_url`.
     pub async fn create(admin_url: &str) -> Self {
+        Self::create_with(admin_url, "").await
+    }
+
+    /// Creates `usher_t_<uuid>` with `options` appended to `create database` (a
+    /// template, a locale).
+    pub async fn create_with(admin_url: &str, options: &str) -> Self {
         use sqlx::Connection;
         let name = format!("usher_t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(admin_url).await.unwrap();
-        sqlx::query(&format!("create database {name}"))
+        sqlx::query(&format!("create database {name} {options}"))
             .execute(&mut conn)
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("create database {name} {options}: {e}"));
         let _ = conn.close().await;
         let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
         Self {
@@ -514,16 +520,18 @@ impl TestApp {
         }
     }
 
-    /// A fresh user made superuser (as the CLI does), logged in after the promotion.
+    /// A fresh user made superuser (as the CLI does: the store's promotion, then its
+    /// feed entries published), logged in after the promotion.
     pub async fn superuser(&self) -> User {
         let mut u = self.user().await;
         let mut record = self.store().find_user(&u.id).await.unwrap().unwrap();
         record.superuser = true;
-        self.store()
+        let (_, _, changes) = self
+            .store()
             .upsert_superuser(&record, self.clock_now())
             .await
             .unwrap();
-        self.app.authz.forget_user(&u.id);
+        usher::service::feed::publish(&self.app, &changes).await;
         u.tokens = self.tokens(&u.login).await;
         u
     }
