@@ -152,10 +152,12 @@ status="$(curl -sS -o "$tmp/signup.json" -w '%{http_code}' -H 'content-type: app
 [[ $status == 201 ]] || { echo "sign-up answered $status: $(cat "$tmp/signup.json")" >&2; exit 1; }
 user_id="$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$tmp/signup.json")"
 
-log "warm-up: 1 s of bearer GETs on 4 connections, then 2 s idle"
+# Idle means nothing happened for a while: the hashing threads free their argon2
+# buffers 5 s after their last hash (IDLE_RELEASE in src/service/passwords.rs), so wait 7 s.
+log "warm-up: 1 s of bearer GETs on 4 connections, then 7 s idle"
 "$bench" bearer --url "$url" --connections 4 --duration 1 --warmup 0 \
     --user "$user" --password "$password" >/dev/null
-sleep 2
+sleep 7
 rss_warm="$(proc_kib "$server_pid" VmRSS)"
 
 client_args=()
@@ -227,6 +229,7 @@ for s in "${scenarios[@]}"; do
     commands+=("${shown_text//CLIENT_SECRET_PLACEHOLDER/\"\$CLIENT_SECRET\"}")
     sleep 2
 done
+sleep 5
 rss_end="$(proc_kib "$server_pid" VmRSS)"
 rss_peak="$(proc_kib "$server_pid" VmHWM)"
 server_warn="$(grep -c -E '\bWARN\b' "$tmp/server.log" || true)"
@@ -241,7 +244,7 @@ cat <<EOF
 - Server: \`$(quote env "${server_env[@]}" "$usher" serve)\` from a temporary directory${passed_through:+; also from the environment: $passed_through}
 - Each scenario: $connections connections, ${duration} s measured after ${warmup} s of warm-up, generator runtime on $threads thread(s); latency of 2xx answers only, errors listed by status.
 ${hash_line:+- $hash_line
-}- Idle RSS of usher: $(mib "$rss_start") MiB after start, $(mib "$rss_warm") MiB after a short warm-up (target ≤ 30 MiB: $(rss_verdict "$rss_start" "$rss_warm")); after the runs $(mib "$rss_end") MiB, peak (VmHWM) $(mib "$rss_peak") MiB.
+}- Idle RSS of usher: $(mib "$rss_start") MiB after start, $(mib "$rss_warm") MiB idle after a warm-up (target ≤ 30 MiB: $(rss_verdict "$rss_start" "$rss_warm")); idle after the runs $(mib "$rss_end") MiB, peak (VmHWM) $(mib "$rss_peak") MiB.
 - Server log (USHER_LOG=warn): $server_warn WARN lines (503s are logged there), $server_error ERROR or panic lines.
 
 | scenario | backend | conns | req/s | errors | p50 ms | p90 ms | p99 ms | max ms | target | verdict |

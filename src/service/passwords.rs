@@ -8,8 +8,7 @@
 //! its own and really returned to the system when freed: an idle server goes back to
 //! its small footprint. Also the password policy.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use flume::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, PasswordHash, Salt};
@@ -73,7 +72,7 @@ struct Job {
 
 /// The argon2id pool.
 pub struct PasswordHasher {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
     dummy_hash: String,
 }
 
@@ -147,16 +146,12 @@ fn verify(buffer: &mut Vec<Block>, password: &[u8], phc: &str) -> bool {
 }
 
 /// One hashing thread: takes jobs until the pool is dropped.
-fn worker(params: Params, jobs: Arc<Mutex<Receiver<Job>>>) {
+fn worker(params: Params, jobs: Receiver<Job>) {
     let mut buffer: Vec<Block> = Vec::new();
     loop {
-        let next = {
-            let rx = jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            rx.recv_timeout(IDLE_RELEASE)
-        };
-        let job = match next {
+        // Every idle thread waits on the queue at once, so each one frees its buffer
+        // IDLE_RELEASE after its own last job.
+        let job = match jobs.recv_timeout(IDLE_RELEASE) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
                 buffer = Vec::new();
@@ -195,8 +190,7 @@ impl PasswordHasher {
             crate::token::opaque::random_id(16).as_bytes(),
         )
         .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))?;
-        let (jobs, rx) = sync_channel::<Job>(config.hash_queue_size);
-        let rx = Arc::new(Mutex::new(rx));
+        let (jobs, rx) = flume::bounded::<Job>(config.hash_queue_size);
         for i in 0..config.hash_pool_size {
             let (params, rx) = (params.clone(), rx.clone());
             std::thread::Builder::new()

@@ -378,6 +378,12 @@ macro_rules! impl_store {
                 next: &RefreshTokenRecord,
                 now: i64,
             ) -> Result<Rotation, StoreError> {
+                if let Some(row) = self.rotate_fast(presented, client_id, next, now).await? {
+                    let (session, user) = row.split();
+                    return Ok(Rotation::Rotated { session, user });
+                }
+                // Not rotated: find out why (reuse ends the session) in a transaction of
+                // its own. If the token turned live in between, it is rotated here.
                 let mut tx = self.begin_write().await?;
                 let marked: Option<(String,)> = sqlx::query_as(sql::MARK_REFRESH_USED)
                     .bind(presented)

@@ -76,7 +76,48 @@ fn migrator() -> &'static sqlx::migrate::Migrator {
     &MIGRATOR
 }
 
+/// The success path of a refresh rotation as one statement (one round trip, atomic on
+/// its own): spend the presented token (live, unused, this client's, its session live
+/// and its user not blocked), insert the next one, move the session forward and return
+/// it with its user. A concurrent rotation of the same token waits for the row lock,
+/// then re-checks `used_at is null` and matches nothing. No row means nothing changed.
+const ROTATE_ONE: &str = "with spent as (update refresh_tokens set used_at = $3 \
+     where token_hash = $1 and client_id = $2 and used_at is null and expires_at > $3 \
+     and exists (select 1 from sessions s join users u on u.id = s.user_id \
+     where s.id = refresh_tokens.session_id and s.ended_at is null and not u.blocked) \
+     returning session_id), \
+     issued as (insert into refresh_tokens (token_hash, session_id, client_id, created_at, \
+     expires_at, used_at) select $4, session_id, $2, $3, $5, null from spent), \
+     moved as (update sessions set last_used_at = $3, expires_at = $5 from spent \
+     where sessions.id = spent.session_id returning sessions.*) \
+     select s.id, s.user_id, s.client_id, s.scope, s.started_at, s.last_used_at, s.auth_time, \
+     s.expires_at, s.ip, s.user_agent, s.ended_at, s.end_reason, s.parent_sid, \
+     u.login as u_login, u.email as u_email, u.password_hash as u_password_hash, \
+     u.superuser as u_superuser, u.blocked as u_blocked, u.created_at as u_created_at, \
+     u.updated_at as u_updated_at, u.last_login_at as u_last_login_at \
+     from moved s join users u on u.id = s.user_id";
+
 impl PgStore {
+    /// Rotates `presented` into `next` if it is live ([`ROTATE_ONE`]); `None` when it
+    /// was not rotated (the caller then finds out why, in a transaction of its own).
+    async fn rotate_fast(
+        &self,
+        presented: &str,
+        client_id: &str,
+        next: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<Option<SessionUserRow>, StoreError> {
+        sqlx::query_as::<_, SessionUserRow>(ROTATE_ONE)
+            .bind(presented)
+            .bind(client_id)
+            .bind(now)
+            .bind(&next.token_hash)
+            .bind(next.expires_at)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     async fn begin_write(&self) -> Result<WriteTx, StoreError> {
         Ok(WriteTx {
             tx: self.pool.begin().await.map_err(map_err)?,

@@ -62,7 +62,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        // A local file cannot go stale: no ping (a round trip to the connection's
+        // thread) before every use.
         let pool = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
             .connect_with(options)
@@ -85,6 +88,77 @@ impl SqliteStore {
             tx,
             _writer: writer,
         })
+    }
+}
+
+/// The success path of a refresh rotation as one batch, so the writer lock is held for a
+/// single round trip to the connection's thread: spend the presented token (live,
+/// unused, this client's, its session live and its user not blocked), insert the next
+/// one only if that update changed a row (`changes()` is the previous statement's
+/// count), move the session forward, and read the session with its user. No row means
+/// the presented token was not rotated and nothing changed.
+const ROTATE_BATCH: &str = "begin immediate; \
+     update refresh_tokens set used_at = $3 \
+     where token_hash = $1 and client_id = $2 and used_at is null and expires_at > $3 \
+     and exists (select 1 from sessions s join users u on u.id = s.user_id \
+     where s.id = refresh_tokens.session_id and s.ended_at is null and not u.blocked); \
+     insert into refresh_tokens (token_hash, session_id, client_id, created_at, expires_at, \
+     used_at) select $4, session_id, $2, $3, $5, null from refresh_tokens \
+     where token_hash = $1 and changes() = 1; \
+     update sessions set last_used_at = $3, expires_at = $5 \
+     where id = (select session_id from refresh_tokens where token_hash = $4); \
+     select s.id, s.user_id, s.client_id, s.scope, s.started_at, s.last_used_at, s.auth_time, \
+     s.expires_at, s.ip, s.user_agent, s.ended_at, s.end_reason, s.parent_sid, \
+     u.login as u_login, u.email as u_email, u.password_hash as u_password_hash, \
+     u.superuser as u_superuser, u.blocked as u_blocked, u.created_at as u_created_at, \
+     u.updated_at as u_updated_at, u.last_login_at as u_last_login_at \
+     from sessions s join users u on u.id = s.user_id \
+     where s.id = (select session_id from refresh_tokens where token_hash = $4); \
+     commit";
+
+impl SqliteStore {
+    /// Rotates `presented` into `next` if it is live ([`ROTATE_BATCH`]); `None` when it
+    /// was not rotated (the caller then finds out why, in a transaction of its own).
+    /// The batch runs in a task of its own so that a cancelled caller cannot leave the
+    /// transaction open; after an error it is rolled back on the same connection.
+    async fn rotate_fast(
+        &self,
+        presented: &str,
+        client_id: &str,
+        next: &RefreshTokenRecord,
+        now: i64,
+    ) -> Result<Option<SessionUserRow>, StoreError> {
+        let writer = self.writer.clone().lock_owned().await;
+        let pool = self.pool.clone();
+        let (presented, client_id) = (presented.to_owned(), client_id.to_owned());
+        let (next_hash, next_expires) = (next.token_hash.clone(), next.expires_at);
+        let task = tokio::spawn(async move {
+            let _writer = writer;
+            let mut conn = pool.acquire().await.map_err(map_err)?;
+            let result = sqlx::query_as::<_, SessionUserRow>(ROTATE_BATCH)
+                .bind(presented)
+                .bind(client_id)
+                .bind(now)
+                .bind(next_hash)
+                .bind(next_expires)
+                .fetch_all(&mut *conn)
+                .await;
+            match result {
+                Ok(rows) => Ok(rows.into_iter().next()),
+                Err(e) => {
+                    // No transaction open (the error came from `begin`) is fine; any
+                    // other failure to roll back retires the connection.
+                    if let Err(rollback) = sqlx::query("rollback").execute(&mut *conn).await
+                        && !rollback.to_string().contains("no transaction is active")
+                    {
+                        drop(conn.detach());
+                    }
+                    Err(map_err(e))
+                }
+            }
+        });
+        task.await
+            .map_err(|e| StoreError::Other(format!("rotation task: {e}")))?
     }
 }
 
