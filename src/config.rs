@@ -13,6 +13,9 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
+mod report;
+use report::describe_figment_error;
+
 /// Every configuration key, as written in the TOML file (environment: `USHER_` + upper case).
 pub const KEYS: &[&str] = &[
     "bind",
@@ -44,6 +47,10 @@ pub const KEYS: &[&str] = &[
     "cinema_web_redirect_uris",
     "cinema_web_post_logout_redirect_uris",
 ];
+
+/// The longest duration any key accepts (10 years): times are Unix seconds in an `i64`,
+/// and `now + ttl` must never overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
 
 /// Keys whose value may be read from a file named by `USHER_<KEY>_FILE`.
 const SECRET_KEYS: &[&str] = &["database_url", "redis_url"];
@@ -101,8 +108,9 @@ pub struct Config {
     pub browser_session_ttl: Duration,
     /// How long a new signing key is published before it signs.
     pub key_activation_delay: Duration,
-    /// Whether the refresh grant also returns a new ID token (OIDC Core §12.2 allows
-    /// leaving it out; each one costs an RSA signature).
+    /// Whether the refresh grant also returns a new ID token when the scope has `openid`
+    /// (the default; OIDC Core §12.2 allows leaving it out, which saves an RSA signature
+    /// per refresh).
     pub id_token_on_refresh: bool,
     /// Redirect URIs of the built-in `cinema-web` client.
     pub cinema_web_redirect_uris: Vec<String>,
@@ -198,7 +206,7 @@ impl Default for Raw {
             log_format: LogFormat::Text,
             browser_session_ttl: Duration::from_secs(7 * 24 * 3600),
             key_activation_delay: Duration::from_secs(600),
-            id_token_on_refresh: false,
+            id_token_on_refresh: true,
             cinema_web_redirect_uris: Vec::new(),
             cinema_web_post_logout_redirect_uris: Vec::new(),
         }
@@ -309,6 +317,23 @@ impl Config {
         let bad = |key: &str, value: &str, why: &str| {
             ConfigError(format!("{}={value:?}: {why}", env_name(key)))
         };
+        for (key, d) in [
+            ("database_timeout", raw.database_timeout),
+            ("access_token_ttl", raw.access_token_ttl),
+            ("refresh_token_ttl", raw.refresh_token_ttl),
+            ("login_lockout_window", raw.login_lockout_window),
+            ("feed_sync_interval", raw.feed_sync_interval),
+            ("browser_session_ttl", raw.browser_session_ttl),
+            ("key_activation_delay", raw.key_activation_delay),
+        ] {
+            if d > MAX_DURATION {
+                return Err(bad(
+                    key,
+                    &humantime::format_duration(d).to_string(),
+                    "must be at most 10 years",
+                ));
+            }
+        }
         let bind: SocketAddr = raw
             .bind
             .parse()
@@ -507,27 +532,6 @@ fn parse_env_value(key: &str, value: &str) -> figment::value::Value {
     Value::from(value.to_owned())
 }
 
-fn describe_figment_error(e: &figment::Error) -> ConfigError {
-    let key = e.path.join(".");
-    let source = e
-        .metadata
-        .as_ref()
-        .map(|m| m.name.to_string())
-        .unwrap_or_default();
-    let where_ = if key.is_empty() {
-        source
-    } else if source.contains("TOML") || source.contains("toml") {
-        format!("{key} (in the config file)")
-    } else {
-        env_name(&key)
-    };
-    let kind = match &e.kind {
-        figment::error::Kind::Message(m) => m.clone(),
-        other => other.to_string(),
-    };
-    ConfigError(format!("{where_}: {kind}"))
-}
-
 fn validate_issuer(value: &str) -> Result<String, &'static str> {
     let trimmed = value.trim_end_matches('/');
     let uri: axum::http::Uri = trimmed
@@ -577,6 +581,10 @@ mod tests {
         assert_eq!(c.argon2_parallelism, 1);
         assert!(c.redis_url.is_none());
         assert!(c.trusted_proxies.is_empty());
+        assert!(c.id_token_on_refresh);
+        let off =
+            Config::load_from(None, &vars(&[("USHER_ID_TOKEN_ON_REFRESH", "false")])).unwrap();
+        assert!(!off.id_token_on_refresh);
     }
 
     /// Environment values override defaults; durations use the humantime form.
@@ -655,6 +663,36 @@ mod tests {
             ("USHER_REDIS_URL_FILE", "x"),
         ]));
         assert_eq!(unknown, vec!["USHER_BINDD".to_string()]);
+    }
+
+    /// Durations above 10 years are refused with one line naming the key, so that
+    /// `now + ttl` can never overflow.
+    #[test]
+    fn durations_are_capped() {
+        for key in [
+            "USHER_ACCESS_TOKEN_TTL",
+            "USHER_REFRESH_TOKEN_TTL",
+            "USHER_BROWSER_SESSION_TTL",
+            "USHER_LOGIN_LOCKOUT_WINDOW",
+            "USHER_FEED_SYNC_INTERVAL",
+            "USHER_DATABASE_TIMEOUT",
+            "USHER_KEY_ACTIVATION_DELAY",
+        ] {
+            let err = Config::load_from(None, &vars(&[(key, "3651days")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("at most 10 years"),
+                "{err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let huge = Config::load_from(None, &vars(&[("USHER_REFRESH_TOKEN_TTL", "10000000000y")]))
+            .unwrap_err()
+            .to_string();
+        assert!(huge.contains("USHER_REFRESH_TOKEN_TTL"), "{huge}");
+        let c = Config::load_from(None, &vars(&[("USHER_REFRESH_TOKEN_TTL", "3650days")])).unwrap();
+        assert_eq!(c.refresh_token_ttl, MAX_DURATION);
     }
 
     /// A TOML file is layered under the environment.

@@ -30,10 +30,12 @@ use crate::service::{
 pub struct ClientIp(pub Option<IpAddr>);
 
 /// The client address: the socket peer, or, when the peer is a trusted proxy, the
-/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy. IPv4-mapped
+/// IPv6 addresses (`::ffff:a.b.c.d`, what a socket bound to `[::]` reports for an IPv4
+/// peer) are read as the IPv4 address they carry, for the trust check and the result.
 pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let peer = peer?;
+    let peer = peer?.to_canonical();
     if !is_trusted(&peer) {
         return Some(peer);
     }
@@ -44,7 +46,7 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -
         };
         for part in text.split(',') {
             match part.trim().parse::<IpAddr>() {
-                Ok(ip) => chain.push(ip),
+                Ok(ip) => chain.push(ip.to_canonical()),
                 Err(_) => return Some(peer),
             }
         }
@@ -59,11 +61,12 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpNet]) -
     Some(client)
 }
 
-/// The peer address of the connection, when served with connect info.
+/// The peer address of the connection, when served with connect info; an IPv4-mapped
+/// IPv6 address is given as its IPv4 address.
 pub fn peer_ip(parts_ext: &axum::http::Extensions) -> Option<IpAddr> {
     parts_ext
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| addr.ip().to_canonical())
 }
 
 /// Extracts [`RequestMeta`]: client IP and truncated user agent.
@@ -713,6 +716,39 @@ mod tests {
         assert_eq!(client_ip(Some(stranger), &h, &trusted), Some(stranger));
         h.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
         assert_eq!(client_ip(Some(peer), &h, &trusted), Some(peer));
+    }
+
+    /// An IPv4 peer seen through a socket bound to `[::]` (`::ffff:a.b.c.d`) is its IPv4
+    /// address: recorded as such and matched against IPv4 proxy ranges; so are mapped
+    /// addresses in `X-Forwarded-For`. Real IPv6 addresses are kept.
+    #[test]
+    fn mapped_ipv4_is_canonical() {
+        let mut ext = axum::http::Extensions::new();
+        let mapped: SocketAddr = "[::ffff:203.0.113.9]:4242".parse().unwrap();
+        ext.insert(ConnectInfo(mapped));
+        assert_eq!(peer_ip(&ext), Some("203.0.113.9".parse().unwrap()));
+        let mut v6 = axum::http::Extensions::new();
+        v6.insert(ConnectInfo(
+            "[2001:db8::1]:4242".parse::<SocketAddr>().unwrap(),
+        ));
+        assert_eq!(peer_ip(&v6), Some("2001:db8::1".parse().unwrap()));
+
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("::ffff:198.51.100.7, ::ffff:10.0.0.8"),
+        );
+        let proxy: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            client_ip(Some(proxy), &h, &trusted),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        let stranger: IpAddr = "::ffff:9.9.9.9".parse().unwrap();
+        assert_eq!(
+            client_ip(Some(stranger), &h, &trusted),
+            Some("9.9.9.9".parse().unwrap())
+        );
     }
 
     /// Bearer parsing: absent, other scheme, malformed and good tokens.

@@ -1,6 +1,6 @@
-//! The HTTP layer: the only route table, the middleware stack, and one module per
-//! endpoint group. Handlers parse, call one service function and map the result; no
-//! axum type goes below this module.
+//! The HTTP layer: the router, built from the only route table ([`routes`]), the
+//! middleware stack, and one module per endpoint group. Handlers parse, call one
+//! service function and map the result; no axum type goes below this module.
 
 use std::time::Instant;
 
@@ -10,7 +10,6 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -33,112 +32,14 @@ pub mod path_ids;
 pub mod problem;
 pub mod revocations;
 pub mod roles;
+pub mod routes;
 pub mod token;
 pub mod userinfo;
 pub mod users;
 
 use extract::{ClientIp, client_ip, peer_ip};
 use problem::{InternalCause, Problem, REQUEST_ID};
-
-/// Every route served, as `(METHOD, path)`; `openapi.yaml` must list exactly these.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/.well-known/openid-configuration"),
-    ("GET", "/.well-known/jwks.json"),
-    ("POST", "/oauth2/token"),
-    ("GET", "/oauth2/userinfo"),
-    ("POST", "/oauth2/userinfo"),
-    ("POST", "/api/v1/users"),
-    ("GET", "/api/v1/users/me"),
-    ("PATCH", "/api/v1/users/me"),
-    ("PUT", "/api/v1/users/me/password"),
-    ("GET", "/api/v1/users/me/login-history"),
-    ("GET", "/api/v1/users/me/sessions"),
-    ("DELETE", "/api/v1/users/me/sessions/{sid}"),
-    ("POST", "/api/v1/auth/logout"),
-    ("POST", "/api/v1/auth/logout-others"),
-    ("POST", "/oauth2/introspect"),
-    ("POST", "/oauth2/revoke"),
-    ("GET", "/api/v1/roles"),
-    ("POST", "/api/v1/roles"),
-    ("GET", "/api/v1/roles/{role_id}"),
-    ("PATCH", "/api/v1/roles/{role_id}"),
-    ("DELETE", "/api/v1/roles/{role_id}"),
-    ("GET", "/api/v1/users"),
-    ("GET", "/api/v1/users/{user_id}"),
-    ("PATCH", "/api/v1/users/{user_id}"),
-    ("GET", "/api/v1/users/{user_id}/roles"),
-    ("PUT", "/api/v1/users/{user_id}/roles/{role_id}"),
-    ("DELETE", "/api/v1/users/{user_id}/roles/{role_id}"),
-    ("GET", "/api/v1/authz/check"),
-    ("POST", "/api/v1/authz/check"),
-    ("GET", "/api/v1/clients"),
-    ("POST", "/api/v1/clients"),
-    ("GET", "/api/v1/clients/{client_id}"),
-    ("PATCH", "/api/v1/clients/{client_id}"),
-    ("DELETE", "/api/v1/clients/{client_id}"),
-    ("GET", "/api/v1/revocations"),
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/oauth2/authorize"),
-    ("POST", "/oauth2/authorize"),
-    ("GET", "/oauth2/logout"),
-    ("POST", "/oauth2/logout"),
-    ("GET", "/login"),
-    ("POST", "/login"),
-    ("GET", "/signup"),
-    ("POST", "/signup"),
-    ("GET", "/consent"),
-    ("POST", "/consent"),
-    ("GET", "/account"),
-    ("POST", "/account/profile"),
-    ("POST", "/account/password"),
-    ("POST", "/account/sessions/{sid}/end"),
-    ("POST", "/account/logout-others"),
-    ("POST", "/account/consents/{client_id}/revoke"),
-    ("POST", "/account/logout"),
-    ("GET", "/account/history"),
-    ("GET", "/static/usher.css"),
-];
-
-/// The pages and the browser-facing OIDC endpoints, behind the browser-session layer.
-fn page_routes(app: &AppState) -> Router<AppState> {
-    Router::new()
-        .route(
-            "/oauth2/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
-        )
-        .route(
-            "/oauth2/logout",
-            get(end_session::logout_get).post(end_session::logout_post),
-        )
-        .route(
-            "/login",
-            get(authorize::login_get).post(authorize::login_post),
-        )
-        .route(
-            "/signup",
-            get(authorize::signup_get).post(authorize::signup_post),
-        )
-        .route(
-            "/consent",
-            get(authorize::consent_get).post(authorize::consent_post),
-        )
-        .route("/account", get(account_pages::account))
-        .route("/account/profile", post(account_pages::profile))
-        .route("/account/password", post(account_pages::password))
-        .route(
-            "/account/sessions/{sid}/end",
-            post(account_pages::end_session),
-        )
-        .route("/account/logout-others", post(account_pages::logout_others))
-        .route(
-            "/account/consents/{client_id}/revoke",
-            post(account_pages::revoke_consent),
-        )
-        .route("/account/logout", post(account_pages::logout))
-        .route("/account/history", get(account_pages::history))
-        .layer(browser_store::layer(app))
-}
+pub use routes::routes;
 
 /// The one stylesheet of the pages.
 async fn stylesheet() -> Response {
@@ -152,71 +53,11 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-/// Builds the application: routes, fallback and middleware.
+/// Builds the application from the route table ([`routes`]), with the fallback and
+/// the middleware.
 pub fn build_router(app: AppState) -> Router {
-    Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
-        )
-        .route("/.well-known/jwks.json", get(discovery::jwks))
-        .route("/oauth2/token", post(token::token))
-        .route(
-            "/oauth2/userinfo",
-            get(userinfo::userinfo).post(userinfo::userinfo),
-        )
-        .route("/api/v1/users", post(account::sign_up).get(users::list))
-        .route(
-            "/api/v1/users/me",
-            get(account::me).patch(account::update_me),
-        )
-        .route(
-            "/api/v1/users/me/password",
-            axum::routing::put(account::change_password),
-        )
-        .route(
-            "/api/v1/users/me/login-history",
-            get(account::login_history),
-        )
-        .route("/api/v1/users/me/sessions", get(account::list_sessions))
-        .route(
-            "/api/v1/users/me/sessions/{sid}",
-            delete(account::end_session),
-        )
-        .route("/api/v1/auth/logout", post(account::logout))
-        .route("/api/v1/auth/logout-others", post(account::logout_others))
-        .route("/oauth2/introspect", post(introspect::introspect))
-        .route("/oauth2/revoke", post(introspect::revoke))
-        .route("/api/v1/roles", get(roles::list).post(roles::create))
-        .route(
-            "/api/v1/roles/{role_id}",
-            get(roles::get).patch(roles::update).delete(roles::delete),
-        )
-        .route(
-            "/api/v1/users/{user_id}",
-            get(users::get).patch(users::update),
-        )
-        .route("/api/v1/users/{user_id}/roles", get(users::roles_of))
-        .route(
-            "/api/v1/users/{user_id}/roles/{role_id}",
-            axum::routing::put(users::assign).delete(users::unassign),
-        )
-        .route(
-            "/api/v1/authz/check",
-            get(authz::check).post(authz::check_batch),
-        )
-        .route("/api/v1/clients", get(clients::list).post(clients::create))
-        .route(
-            "/api/v1/clients/{client_id}",
-            get(clients::get)
-                .patch(clients::update)
-                .delete(clients::delete),
-        )
-        .route("/api/v1/revocations", get(revocations::revocations))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/static/usher.css", get(stylesheet))
-        .merge(page_routes(&app))
+    routes::router_of(routes::API_ROUTES)
+        .merge(routes::router_of(routes::PAGE_ROUTES).layer(browser_store::layer(&app)))
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal("handler panicked").into_response()

@@ -306,8 +306,14 @@ pub struct LoginSuccess {
     pub event: NewLoginEvent,
 }
 
+/// The lockout counter's key: a digest of the lower-cased login, so that whatever a
+/// client types as a login (unknown logins are counted too) yields a short key of fixed
+/// size and no login appears in the shared state.
 fn lockout_key(login: &str) -> String {
-    format!("login_fail:{}", login.to_lowercase())
+    format!(
+        "login_fail:{}",
+        crate::token::sha256_hex(login.to_lowercase().as_bytes())
+    )
 }
 
 /// True when the login has reached the failure threshold in the current window. The
@@ -484,6 +490,17 @@ pub async fn login_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lockout counter's key has a fixed size whatever the login typed, ignores
+    /// letter case, and does not contain the login.
+    #[test]
+    fn lockout_key_is_a_digest() {
+        let long = "A".repeat(100_000);
+        assert_eq!(lockout_key(&long).len(), "login_fail:".len() + 64);
+        assert_eq!(lockout_key("Alice"), lockout_key("aLICE"));
+        assert_ne!(lockout_key("alice"), lockout_key("alicf"));
+        assert!(!lockout_key("alice").contains("alice"));
+    }
 
     /// Login, e-mail and cursor rules accept and refuse what the API contract says.
     #[test]

@@ -136,9 +136,18 @@ impl From<JwtError> for BearerError {
     }
 }
 
-/// Cache of tokens whose signature and static claims were already checked.
+/// A verified token: its claims and the `kid` of the key that signed it.
+#[derive(Debug)]
+struct Verified {
+    kid: String,
+    claims: Arc<AccessClaims>,
+}
+
+/// Cache of tokens whose signature and static claims were already checked. A hit is
+/// only believed while the signing key is still in the ring: a key removed from the
+/// keys directory takes its tokens with it at the next reload.
 #[derive(Clone)]
-pub struct VerifiedCache(moka::sync::Cache<[u8; 32], Arc<AccessClaims>>);
+pub struct VerifiedCache(moka::sync::Cache<[u8; 32], Arc<Verified>>);
 
 impl std::fmt::Debug for VerifiedCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -168,8 +177,14 @@ fn audience_matches(aud: Option<&Value>, expected: &str) -> bool {
     }
 }
 
-fn parse_claims(app: &AppState, token: &str) -> Result<AccessClaims, BearerError> {
+fn parse_claims(app: &AppState, token: &str) -> Result<Verified, BearerError> {
     let verified = jwt::verify(&app.keys.current(), token)?;
+    let kid = verified
+        .header
+        .get("kid")
+        .and_then(Value::as_str)
+        .ok_or(BearerError::UnknownKid)?
+        .to_owned();
     match verified.header.get("typ").and_then(Value::as_str) {
         Some(t)
             if t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt") => {
@@ -203,7 +218,7 @@ fn parse_claims(app: &AppState, token: &str) -> Result<AccessClaims, BearerError
         None => Vec::new(),
         Some(_) => return Err(BearerError::Malformed),
     };
-    Ok(AccessClaims {
+    let claims = AccessClaims {
         sub,
         client_id,
         sid: text("sid"),
@@ -213,6 +228,10 @@ fn parse_claims(app: &AppState, token: &str) -> Result<AccessClaims, BearerError
         exp,
         iat: num("iat").unwrap_or(0),
         jti,
+    };
+    Ok(Verified {
+        kid,
+        claims: Arc::new(claims),
     })
 }
 
@@ -221,11 +240,17 @@ fn parse_claims(app: &AppState, token: &str) -> Result<AccessClaims, BearerError
 pub fn authenticate(app: &AppState, token: &str) -> Result<Arc<AccessClaims>, BearerError> {
     let key = sha256(token.as_bytes());
     let claims = match app.verified.0.get(&key) {
-        Some(claims) => claims,
+        Some(hit) => {
+            if app.keys.current().find(&hit.kid).is_none() {
+                app.verified.0.invalidate(&key);
+                return Err(BearerError::UnknownKid);
+            }
+            hit.claims.clone()
+        }
         None => {
-            let claims = Arc::new(parse_claims(app, token)?);
-            app.verified.0.insert(key, claims.clone());
-            claims
+            let verified = Arc::new(parse_claims(app, token)?);
+            app.verified.0.insert(key, verified.clone());
+            verified.claims.clone()
         }
     };
     if app.clock.now() >= claims.exp {

@@ -27,7 +27,7 @@ pub enum FeedSignal {
     Resync,
 }
 
-/// Shared state. Keys are logical (`login_fail:alice`); implementations add their prefix.
+/// Shared state. Keys are logical (`login_fail:<digest>`); implementations add their prefix.
 #[async_trait]
 pub trait SharedState: Send + Sync + 'static {
     /// `memory` or `redis`.

@@ -1,7 +1,11 @@
 //! The body of [`super::Store`] shared by both backends. `impl_store!` is expanded once in
 //! `sqlite.rs` and once in `postgres.rs`; each of those modules supplies the few
 //! non-portable pieces it calls by name: `Db`, `WriteTx` (a write transaction, derefs to
-//! the connection), `Self::begin_write`, `lock_changes`, `migrator` and `map_err`.
+//! the connection), `Self::begin_write`, `Self::write_conn` (a connection for a write
+//! outside a transaction), `Self::run_migrations`, `INSERT_SESSION`, `lock_changes` and
+//! `map_err`.
+//! Every write goes through `begin_write` or `write_conn`, so that on SQLite every
+//! writer queues on the store's writer lock.
 
 /// Implements [`super::Store`] for `$name` (a struct with a `pool` field).
 macro_rules! impl_store {
@@ -172,7 +176,7 @@ macro_rules! impl_store {
             }
 
             async fn migrate(&self) -> Result<(), StoreError> {
-                migrator().run(&self.pool).await.map_err(|e| match e {
+                self.run_migrations().await.map_err(|e| match e {
                     sqlx::migrate::MigrateError::Execute(e) => map_err(e),
                     other => StoreError::Other(other.to_string()),
                 })
@@ -191,7 +195,7 @@ macro_rules! impl_store {
                     .bind(user.created_at)
                     .bind(user.updated_at)
                     .bind(user.last_login_at)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|_| ())
                     .map_err(map_err)
@@ -230,7 +234,7 @@ macro_rules! impl_store {
                     .bind(email)
                     .bind(email.map(str::to_lowercase))
                     .bind(now)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?
                     .ok_or(StoreError::NotFound)
@@ -333,7 +337,7 @@ macro_rules! impl_store {
                 event: Option<&NewLoginEvent>,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                sqlx::query(sql::INSERT_SESSION)
+                sqlx::query(INSERT_SESSION)
                     .bind(&session.id)
                     .bind(&session.user_id)
                     .bind(&session.client_id)
@@ -518,7 +522,7 @@ macro_rules! impl_store {
             }
 
             async fn record_login_event(&self, event: &NewLoginEvent) -> Result<(), StoreError> {
-                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                let mut conn = self.write_conn().await?;
                 insert_event(&mut *conn, event).await
             }
 
@@ -793,7 +797,7 @@ macro_rules! impl_store {
                     .bind(client.builtin)
                     .bind(client.created_at)
                     .bind(client.updated_at)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|_| ())
                     .map_err(map_err)
@@ -926,7 +930,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(data)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|_| ())
                     .map_err(map_err)
@@ -942,7 +946,7 @@ macro_rules! impl_store {
                     .bind(id)
                     .bind(data)
                     .bind(expires_at)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|r| r.rows_affected() == 1)
                     .map_err(map_err)
@@ -965,7 +969,7 @@ macro_rules! impl_store {
             async fn delete_browser_session(&self, id: &str) -> Result<(), StoreError> {
                 sqlx::query(sql::DELETE_BROWSER_SESSION)
                     .bind(id)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|_| ())
                     .map_err(map_err)
@@ -997,7 +1001,7 @@ macro_rules! impl_store {
                     .bind(client_id)
                     .bind(scope)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|_| ())
                     .map_err(map_err)
@@ -1022,7 +1026,7 @@ macro_rules! impl_store {
                 sqlx::query(sql::DELETE_CONSENT)
                     .bind(user_id)
                     .bind(client_id)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map(|r| r.rows_affected() == 1)
                     .map_err(map_err)
@@ -1042,17 +1046,17 @@ macro_rules! impl_store {
             async fn prune(&self, now: i64, changes_before: i64) -> Result<(), StoreError> {
                 sqlx::query(sql::PRUNE_REFRESH)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;
                 sqlx::query(sql::PRUNE_CHANGES)
                     .bind(changes_before)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;
                 sqlx::query(sql::PRUNE_BROWSER_SESSIONS)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *self.write_conn().await?)
                     .await
                     .map_err(map_err)?;
                 Ok(())

@@ -123,7 +123,19 @@ impl PgStore {
             tx: self.pool.begin().await.map_err(map_err)?,
         })
     }
+
+    async fn run_migrations(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        migrator().run(&self.pool).await
+    }
+
+    /// A pooled connection for a write outside a transaction (PostgreSQL needs no lock).
+    async fn write_conn(&self) -> Result<sqlx::pool::PoolConnection<Db>, StoreError> {
+        self.pool.acquire().await.map_err(map_err)
+    }
 }
+
+/// Sessions take their creation sequence number from the column's identity default.
+const INSERT_SESSION: &str = sql::INSERT_SESSION;
 
 async fn lock_changes(tx: &mut WriteTx) -> Result<(), StoreError> {
     sqlx::query("select pg_advisory_xact_lock($1)")

@@ -53,6 +53,8 @@ pub(crate) const FIND_CLIENT: &str = concat!(
     " from clients where client_id = $1"
 );
 
+/// Inserts a session; `seq` comes from the PostgreSQL identity default (SQLite has its
+/// own statement).
 pub(crate) const INSERT_SESSION: &str = "insert into sessions (id, user_id, client_id, scope, \
      started_at, last_used_at, auth_time, expires_at, ip, user_agent, parent_sid) \
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
@@ -62,7 +64,7 @@ pub(crate) const LIST_ACTIVE_SESSIONS: &str = concat!(
     "select ",
     session_cols!(),
     " from sessions where user_id = $1 and ended_at is null and expires_at > $2 \
-     order by started_at desc, id desc"
+     order by started_at desc, seq desc"
 );
 pub(crate) const TOUCH_SESSION: &str =
     "update sessions set last_used_at = $2, expires_at = $3 where id = $1";

@@ -1,8 +1,8 @@
 //! SQLite implementation of [`Store`]: the embedded default (one file, WAL mode).
 //! SQLite has one writer at a time; writers queue in-process on a fair async lock
 //! (instead of spinning in SQLite's busy handler, whose sleeps reach 100 ms) and then
-//! start with `BEGIN IMMEDIATE`, so a transaction never has to upgrade its lock. Reads
-//! run in parallel.
+//! start with `BEGIN IMMEDIATE`, so a transaction never has to upgrade its lock. A
+//! single-statement write takes the same lock (`write_conn`). Reads run in parallel.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -48,6 +48,32 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
+/// A pooled connection holding the writer lock, for a write outside a transaction.
+struct WriteConn {
+    conn: sqlx::pool::PoolConnection<Db>,
+    _writer: OwnedMutexGuard<()>,
+}
+
+impl std::ops::Deref for WriteConn {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriteConn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+/// Inserts a session with the next creation sequence number (the session list's
+/// tie-break); the writer lock makes `max + 1` unique.
+const INSERT_SESSION: &str = "insert into sessions (id, user_id, client_id, scope, \
+     started_at, last_used_at, auth_time, expires_at, ip, user_agent, parent_sid, seq) \
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     (select coalesce(max(seq), 0) + 1 from sessions))";
+
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`).
     pub async fn connect(
@@ -64,16 +90,38 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         // A local file cannot go stale: no ping (a round trip to the connection's
         // thread) before every use.
-        let pool = SqlitePoolOptions::new()
+        let mut pool = SqlitePoolOptions::new()
             .test_before_acquire(false)
             .max_connections(max_connections)
-            .acquire_timeout(acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
+            .acquire_timeout(acquire_timeout);
+        if is_in_memory(url) {
+            // An in-memory database lives as long as a connection to it: keep exactly one,
+            // never closed for idleness or age (which would drop every table).
+            pool = pool
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool.connect_with(options).await.map_err(map_err)?;
         Ok(Self {
             pool,
             writer: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Applies the migrations, holding the writer lock.
+    async fn run_migrations(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let _writer = self.writer.lock().await;
+        migrator().run(&self.pool).await
+    }
+
+    async fn write_conn(&self) -> Result<WriteConn, StoreError> {
+        let writer = self.writer.clone().lock_owned().await;
+        let conn = self.pool.acquire().await.map_err(map_err)?;
+        Ok(WriteConn {
+            conn,
+            _writer: writer,
         })
     }
 
@@ -162,6 +210,12 @@ impl SqliteStore {
     }
 }
 
+/// True for `sqlite::memory:` and `mode=memory` URLs: a database that exists only in
+/// this process, as long as a connection to it is open.
+fn is_in_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
 fn migrator() -> &'static sqlx::migrate::Migrator {
     static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
     &MIGRATOR
@@ -216,3 +270,37 @@ fn map_err(e: sqlx::Error) -> StoreError {
 }
 
 impl_store!(SqliteStore, "sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An in-memory URL gets one connection that is never closed for idleness or age, so
+    /// the database is one and lasts as long as the process, whatever the configured pool
+    /// size; a file keeps the configured pool.
+    #[tokio::test]
+    async fn in_memory_database_keeps_one_connection() {
+        for url in [
+            "sqlite::memory:",
+            "sqlite://usher?mode=memory&cache=private",
+        ] {
+            let store = SqliteStore::connect(url, 10, Duration::from_secs(2))
+                .await
+                .unwrap();
+            let options = store.pool.options();
+            assert_eq!(options.get_max_connections(), 1, "{url}");
+            assert_eq!(options.get_min_connections(), 1, "{url}");
+            assert_eq!(options.get_idle_timeout(), None, "{url}");
+            assert_eq!(options.get_max_lifetime(), None, "{url}");
+            store.migrate().await.unwrap();
+            assert!(store.find_user("nobody").await.unwrap().is_none());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("u.db").display());
+        let store = SqliteStore::connect(&url, 10, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(store.pool.options().get_max_connections(), 10);
+        assert!(store.pool.options().get_idle_timeout().is_some());
+    }
+}

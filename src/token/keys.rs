@@ -186,9 +186,19 @@ mod tests {
         assert_eq!(first.signing_key().created, 9_990);
     }
 
-    /// Anything but an RSA private key of 2048 bits or more is refused.
+    /// Anything but an RSA private key of 2048 bits or more is refused: garbage, a
+    /// 1024-bit RSA key, an EC key, an RSA public key. A 2048-bit key is accepted.
     #[test]
     fn bad_pem_is_refused() {
+        use josekit::jwk::alg::ec::{EcCurve, EcKeyPair};
+        use josekit::jwk::alg::rsa::RsaKeyPair;
         assert!(SigningKey::from_pem(b"not a key").is_none());
+        let short = RsaKeyPair::generate(1024).unwrap();
+        assert!(SigningKey::from_pem(&short.to_pem_private_key()).is_none());
+        let ec = EcKeyPair::generate(EcCurve::P256).unwrap();
+        assert!(SigningKey::from_pem(&ec.to_pem_private_key()).is_none());
+        let good = RsaKeyPair::generate(2048).unwrap();
+        assert!(SigningKey::from_pem(&good.to_pem_public_key()).is_none());
+        assert!(SigningKey::from_pem(&good.to_pem_private_key()).is_some());
     }
 }

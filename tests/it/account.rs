@@ -67,6 +67,42 @@ backend_test! {
 }
 
 backend_test! {
+    /// A login longer than 64 characters is 422 naming `login` (`too_long`), at sign-up
+    /// and in a profile change; exactly 64 is accepted (issue 2: logins of 3–64).
+    async fn login_too_long_is_422(app) {
+        let long = "a".repeat(65);
+        let r = app.call(Method::POST, "/api/v1/users", None, Some(json!({"login": long, "password": PASSWORD}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"], json!([{"field": "login", "code": "too_long", "message": "must be at most 64 characters"}]));
+        assert!(app.store().find_user_by_login(&long).await.unwrap().is_none());
+        let u = app.user().await;
+        let r = app.call(Method::PATCH, "/api/v1/users/me", Some(&u.tokens.access), Some(json!({"login": long}))).await;
+        assert_problem(&r, 422, "validation_failed");
+        assert_eq!(r.body["errors"], json!([{"field": "login", "code": "too_long", "message": "must be at most 64 characters"}]));
+        assert_eq!(app.store().find_user(&u.id).await.unwrap().unwrap().login, u.login);
+        let max = "b".repeat(64);
+        let r = app.call(Method::PATCH, "/api/v1/users/me", Some(&u.tokens.access), Some(json!({"login": max}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["login"], max.as_str());
+    }
+}
+
+backend_test! {
+    /// PATCH with an e-mail another user has, in any letter case, is 409 `email_taken`
+    /// and changes nothing.
+    async fn me_update_email_taken_conflict(app) {
+        let ok = app.call(Method::POST, "/api/v1/users", None, Some(json!({"login": "holder", "password": PASSWORD, "email": "taken@example.com"}))).await;
+        assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+        let u = app.user().await;
+        let r = app.call(Method::PATCH, "/api/v1/users/me", Some(&u.tokens.access), Some(json!({"login": "newname", "email": "TAKEN@example.COM"}))).await;
+        assert_problem(&r, 409, "email_taken");
+        let stored = app.store().find_user(&u.id).await.unwrap().unwrap();
+        assert_eq!((stored.login.as_str(), stored.email), (u.login.as_str(), None));
+        assert!(app.store().find_user_by_login("newname").await.unwrap().is_none());
+    }
+}
+
+backend_test! {
     /// Malformed JSON is 400, a wrong content type 415, a body over the limit 413: all
     /// problem+json, nothing stored.
     async fn signup_body_errors(app) {

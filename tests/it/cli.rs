@@ -138,6 +138,36 @@ fn cli_bad_config_exits_2() {
     assert!(text(&out.stderr).contains("missing.toml"));
 }
 
+/// A malformed `usher.toml` exits 2 with one line naming the file, the bad key and
+/// value, the reason and the position (not the TOML parser's multi-line report); a
+/// value of the wrong type names the key and the value too.
+#[test]
+fn cli_malformed_toml_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("usher.toml"), "audience = \"films\n").unwrap();
+    let out = usher(&dir, &["migrate", "--config", "usher.toml"], None, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: invalid configuration: ")
+            && err.ends_with(
+                "usher.toml: audience = \"films: invalid basic string (line 1, column 18)\n"
+            ),
+        "{err}"
+    );
+    std::fs::write(dir.path().join("usher.toml"), "hash_pool_size = \"many\"\n").unwrap();
+    let out = usher(&dir, &["migrate", "--config", "usher.toml"], None, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("hash_pool_size (in ") && err.contains("many"),
+        "{err}"
+    );
+    assert!(!dir.path().join("usher.db").exists(), "nothing was started");
+}
+
 /// `migrate` applies migrations (exit 0); an unreachable database exits 1 with one line.
 #[test]
 fn cli_migrate_and_unreachable_database() {

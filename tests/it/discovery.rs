@@ -18,9 +18,9 @@ backend_test! {
         assert_eq!(d["jwks_uri"], app.url("/.well-known/jwks.json"));
         assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
         assert_eq!(d["subject_types_supported"], json!(["public"]));
-        for g in d["grant_types_supported"].as_array().unwrap() {
-            assert!(["password", "refresh_token", "authorization_code", "client_credentials"].contains(&g.as_str().unwrap()));
-        }
+        assert_eq!(d["grant_types_supported"], json!(["authorization_code", "refresh_token", "client_credentials", "password"]));
+        assert_eq!(d["response_types_supported"], json!(["code"]));
+        assert_eq!(d["token_endpoint_auth_methods_supported"], json!(["none", "client_secret_basic", "client_secret_post"]));
         assert!(d["scopes_supported"].as_array().unwrap().contains(&json!("openid")));
     }
 }
@@ -89,9 +89,10 @@ async fn keys_rotate_publish_before_sign() {
     let (old_header, _) = decode_jwt(&u.tokens.access);
     let (_, new_kid) = usher::keystore::generate_key_file(dir.path()).unwrap();
     // The key is dated by its file, written on the wall clock (seconds after the test's
-    // clock started, on a busy machine): its activation counts from then.
+    // clock started, on a busy machine): its activation counts from then. The app's own
+    // minute-by-minute reload may have got there first: only the resulting ring matters.
     let written = usher::clock::SystemClock.now();
-    assert!(keys.reload(clock.now()).unwrap());
+    keys.reload(clock.now()).unwrap();
     let jwks = app.get("/.well-known/jwks.json", None).await;
     let kids: Vec<&str> = jwks.body["keys"]
         .as_array()
@@ -109,7 +110,7 @@ async fn keys_rotate_publish_before_sign() {
         "not signing before the activation delay"
     );
     clock.advance(written - clock.now() + 601);
-    assert!(keys.reload(clock.now()).unwrap());
+    keys.reload(clock.now()).unwrap();
     let fresh = app.tokens(&u.login).await;
     let (h, _) = decode_jwt(&fresh.access);
     assert_eq!(h["kid"], new_kid.as_str());
@@ -125,4 +126,55 @@ async fn keys_rotate_publish_before_sign() {
         StatusCode::OK,
         "the old key's session goes on"
     );
+}
+
+/// A key removed from the keys directory takes its tokens with it at the next reload,
+/// even a token already verified and remembered by the bearer check: 401
+/// `token_unknown_key` (RFC 6750 §3.1). Tokens of the remaining key are accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_removed_key_refuses_cached_tokens() {
+    use usher::clock::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = std::sync::Arc::new(usher::clock::ManualClock::new());
+    let keys =
+        std::sync::Arc::new(usher::keystore::KeyStore::open(dir.path(), 600, clock.now()).unwrap());
+    let app = TestApp::builder()
+        .clock(clock.clone())
+        .keys(keys.clone())
+        .build()
+        .await;
+    let u = app.user().await;
+    let me = app.get("/api/v1/users/me", Some(&u.tokens.access)).await;
+    assert_eq!(me.status, StatusCode::OK, "verified once, now remembered");
+    let old: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(old.len(), 1);
+    let (_, new_kid) = usher::keystore::generate_key_file(dir.path()).unwrap();
+    std::fs::remove_file(&old[0]).unwrap();
+    // The app's own minute-by-minute reload may have got there first: only the
+    // resulting ring matters.
+    keys.reload(clock.now()).unwrap();
+    let (old_header, _) = decode_jwt(&u.tokens.access);
+    let old_kid = old_header["kid"].as_str().unwrap();
+    assert!(
+        keys.current().find(old_kid).is_none(),
+        "the old key is gone"
+    );
+    let r = app.get("/api/v1/users/me", Some(&u.tokens.access)).await;
+    assert_problem(&r, 401, "token_unknown_key");
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some(
+            "Bearer realm=\"usher\", error=\"invalid_token\", \
+             error_description=\"the access token was signed by an unknown key\""
+        )
+    );
+    let fresh = app.tokens(&u.login).await;
+    let (h, _) = decode_jwt(&fresh.access);
+    assert_eq!(h["kid"], new_kid.as_str());
+    let me = app.get("/api/v1/users/me", Some(&fresh.access)).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(me.body["id"], u.id.as_str());
 }

@@ -101,67 +101,77 @@ backend_test! {
     }
 }
 
-/// From a trusted proxy, `X-Request-Id` is kept and `X-Forwarded-For` gives the client
-/// address recorded in the login history.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trusted_proxy_headers_are_believed() {
-    let app = TestApp::builder()
-        .config(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()])
-        .build()
+backend_test! {
+    /// From a trusted proxy, `X-Request-Id` is kept and `X-Forwarded-For` gives the
+    /// client address recorded in the login history and the session (issue 2: "its IP
+    /// (the socket address; `X-Forwarded-For` only from trusted proxies)").
+    config(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]);
+    async fn trusted_proxy_headers_are_believed(app) {
+        let profile = app.sign_up("frank").await;
+        let r = read(
+            app.client
+                .post(app.url("/oauth2/token"))
+                .header("x-request-id", "proxy-123")
+                .header("x-forwarded-for", "203.0.113.9, 127.0.0.1")
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "frank"),
+                    ("password", PASSWORD),
+                    ("client_id", "cinema-web"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        )
         .await;
-    app.sign_up("frank").await;
-    let r = read(
-        app.client
-            .post(app.url("/oauth2/token"))
-            .header("x-request-id", "proxy-123")
-            .header("x-forwarded-for", "203.0.113.9, 127.0.0.1")
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "frank"),
-                ("password", PASSWORD),
-                ("client_id", "cinema-web"),
-            ])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.header("x-request-id"), Some("proxy-123"));
-    let t = tokens_of(&r);
-    let h = app
-        .get("/api/v1/users/me/login-history", Some(&t.access))
-        .await;
-    assert_eq!(h.body["items"][0]["ip"], "203.0.113.9");
-    let s = app.get("/api/v1/users/me/sessions", Some(&t.access)).await;
-    assert_eq!(s.body["items"][0]["ip"], "203.0.113.9");
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.header("x-request-id"), Some("proxy-123"));
+        let t = tokens_of(&r);
+        let h = app.get("/api/v1/users/me/login-history", Some(&t.access)).await;
+        assert_eq!(h.body["items"][0]["ip"], "203.0.113.9");
+        let s = app.get("/api/v1/users/me/sessions", Some(&t.access)).await;
+        assert_eq!(s.body["items"][0]["ip"], "203.0.113.9");
+        let id = profile["id"].as_str().unwrap();
+        let events = app.store().list_login_events(id, None, 10).await.unwrap();
+        assert_eq!(events[0].ip.as_deref(), Some("203.0.113.9"));
+        let sessions = app.store().list_active_sessions(id, app.clock_now()).await.unwrap();
+        assert_eq!(sessions[0].ip.as_deref(), Some("203.0.113.9"));
+    }
 }
 
-/// Without trusted proxies, `X-Forwarded-For` is ignored: the socket address is recorded.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forwarded_for_ignored_from_untrusted_peer() {
-    let app = TestApp::sqlite().await;
-    app.sign_up("gina").await;
-    let r = read(
-        app.client
-            .post(app.url("/oauth2/token"))
-            .header("x-forwarded-for", "203.0.113.9")
-            .form(&[
-                ("grant_type", "password"),
-                ("username", "gina"),
-                ("password", PASSWORD),
-                ("client_id", "cinema-web"),
-            ])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let t = tokens_of(&r);
-    let h = app
-        .get("/api/v1/users/me/login-history", Some(&t.access))
+backend_test! {
+    /// Without trusted proxies, `X-Forwarded-For` and `X-Request-Id` are ignored: the
+    /// socket address is recorded and a fresh request id is generated.
+    async fn forwarded_for_ignored_from_untrusted_peer(app) {
+        let profile = app.sign_up("gina").await;
+        let r = read(
+            app.client
+                .post(app.url("/oauth2/token"))
+                .header("x-forwarded-for", "203.0.113.9")
+                .header("x-request-id", "proxy-123")
+                .form(&[
+                    ("grant_type", "password"),
+                    ("username", "gina"),
+                    ("password", PASSWORD),
+                    ("client_id", "cinema-web"),
+                ])
+                .send()
+                .await
+                .unwrap(),
+        )
         .await;
-    assert_eq!(h.body["items"][0]["ip"], "127.0.0.1");
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_ne!(r.header("x-request-id"), Some("proxy-123"));
+        let t = tokens_of(&r);
+        let h = app.get("/api/v1/users/me/login-history", Some(&t.access)).await;
+        assert_eq!(h.body["items"][0]["ip"], "127.0.0.1");
+        let events = app
+            .store()
+            .list_login_events(profile["id"].as_str().unwrap(), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(events[0].ip.as_deref(), Some("127.0.0.1"));
+    }
 }
 
 backend_test! {

@@ -15,8 +15,9 @@ fn pg_host_port(url: &str) -> String {
 }
 
 /// With PostgreSQL down, endpoints that need it answer 503 problem+json with
-/// `Retry-After` (the token endpoint: `temporarily_unavailable`), `/readyz` names the
-/// database, and everything recovers by itself when it is back.
+/// `Retry-After` (the account API: profile, login history, profile change, sign-up; the
+/// token endpoint: `temporarily_unavailable`), `/readyz` names the database, the failed
+/// writes change nothing, and everything recovers by itself when it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_is_503_and_recovers() {
     let Some((admin, _)) = pg_env() else {
@@ -48,6 +49,35 @@ async fn database_outage_is_503_and_recovers() {
         "{}",
         r.text
     );
+    // Every account endpoint that needs the database answers the same way.
+    let history = app
+        .get("/api/v1/users/me/login-history", Some(&u.tokens.access))
+        .await;
+    let rename = app
+        .call(
+            Method::PATCH,
+            "/api/v1/users/me",
+            Some(&u.tokens.access),
+            Some(json!({"login": "renamed-in-outage"})),
+        )
+        .await;
+    let signup = app
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            None,
+            Some(json!({"login": "born-in-outage", "password": PASSWORD})),
+        )
+        .await;
+    for r in [&history, &rename, &signup] {
+        assert_problem(r, 503, "unavailable");
+        assert_eq!(r.header("retry-after"), Some("5"));
+        assert_eq!(
+            r.body["detail"], "the database is unavailable",
+            "{}",
+            r.text
+        );
+    }
     let r = app.login(&u.login, PASSWORD).await;
     assert_oauth_error(&r, 503, "temporarily_unavailable");
     assert!(r.header("retry-after").is_some());
@@ -75,6 +105,16 @@ async fn database_outage_is_503_and_recovers() {
     .await;
     assert!(back, "the app must recover by itself");
     assert_eq!(app.get("/readyz", None).await.status, StatusCode::OK);
+    // The failed writes left the data as it was.
+    let stored = app.store().find_user(&u.id).await.unwrap().unwrap();
+    assert_eq!(stored.login, u.login);
+    assert!(
+        app.store()
+            .find_user_by_login("born-in-outage")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 /// With Redis down, `/readyz` names it, and a logout is still recorded and enforced

@@ -1,8 +1,9 @@
 //! Keeps `openapi.yaml` in step with the router (issue 2: "a test keeps it in step with
-//! the router"): the spec lists exactly `usher::http::ROUTES`, documents a success and a
-//! client error for every operation, and every operation it lists is served. The spec is
-//! read line by line, relying on its fixed layout (paths at two spaces, methods at four,
-//! response codes at eight), so no YAML crate is needed.
+//! the router"): the spec lists exactly `usher::http::routes()`, the table the router
+//! is built from, documents a success and a client error for every operation, and every
+//! operation it lists is served. The spec is read line by line, relying on its fixed
+//! layout (paths at two spaces, methods at four, response codes at eight), so no YAML
+//! crate is needed.
 
 use std::collections::BTreeSet;
 
@@ -117,23 +118,23 @@ fn spec_operations() -> Vec<Operation> {
     parse_operations(&spec_text()).unwrap_or_else(|e| panic!("openapi.yaml: {e}"))
 }
 
-/// The spec lists exactly the `(METHOD, path)` pairs of `usher::http::ROUTES`: no route
-/// undocumented, no documented operation the router lacks (issue 2, `openapi.yaml`).
+/// The spec lists exactly the `(METHOD, path)` pairs of `usher::http::routes()`, the
+/// table the router is built from: no route undocumented, no documented operation the
+/// router lacks (issue 2, `openapi.yaml`).
 #[test]
 fn openapi_operations_match_router_routes() {
     let spec: BTreeSet<(String, String)> = spec_operations()
         .into_iter()
         .map(|o| (o.method, o.path))
         .collect();
-    let router: BTreeSet<(String, String)> = usher::http::ROUTES
-        .iter()
-        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+    let router: BTreeSet<(String, String)> = usher::http::routes()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
         .collect();
     let missing: Vec<_> = router.difference(&spec).collect();
     let extra: Vec<_> = spec.difference(&router).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "openapi.yaml is out of step with usher::http::ROUTES\n  \
+        "openapi.yaml is out of step with usher::http::routes()\n  \
          routed but not in the spec: {missing:?}\n  in the spec but not routed: {extra:?}"
     );
 }

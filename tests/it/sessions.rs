@@ -6,26 +6,57 @@ use crate::harness::*;
 use reqwest::{Method, StatusCode};
 
 backend_test! {
-    /// The list shows the caller's live sessions, newest first, the caller's own marked
-    /// `current`, with client, IP and user agent.
+    /// The list shows the caller's live sessions, newest first (sessions started in the
+    /// same second in the order they started), the caller's own marked `current`, with
+    /// client, IP and user agent.
     async fn sessions_list_marks_current(app) {
         let u = app.user().await;
+        app.clock.advance(5);
         let second = app.tokens(&u.login).await;
+        let third = app.tokens(&u.login).await;
         let r = app.get("/api/v1/users/me/sessions", Some(&second.access)).await;
-        assert_eq!(r.status, StatusCode::OK);
-        let items = r.body["items"].as_array().unwrap();
-        assert_eq!(items.len(), 2);
-        let (_, c2) = decode_jwt(&second.access);
-        let (_, c1) = decode_jwt(&u.tokens.access);
-        let ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
-        assert!(ids.contains(&c1["sid"].as_str().unwrap()) && ids.contains(&c2["sid"].as_str().unwrap()));
-        for item in items {
-            let current = item["id"] == c2["sid"];
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let sid = |t: &str| decode_jwt(t).1["sid"].as_str().unwrap().to_owned();
+        let ids: Vec<&str> = r.body["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, vec![sid(&third.access), sid(&second.access), sid(&u.tokens.access)], "newest first");
+        let started = |n: usize| r.body["items"][n]["started_at"].as_str().unwrap().to_owned();
+        assert_eq!(started(0), started(1), "the two newest started in the same second");
+        assert_ne!(started(1), started(2));
+        for item in r.body["items"].as_array().unwrap() {
+            let current = item["id"] == sid(&second.access).as_str();
             assert_eq!(item["current"], current);
             assert_eq!(item["client_id"], "cinema-web");
             assert_eq!(item["ip"], "127.0.0.1");
+            assert!(item["user_agent"].is_null(), "the test client sends no user agent");
             assert!(item["started_at"].is_string() && item["last_used_at"].is_string());
         }
+        let stored: Vec<String> = app.store().list_active_sessions(&u.id, app.clock_now()).await.unwrap().into_iter().map(|s| s.id).collect();
+        assert_eq!(stored, ids);
+    }
+}
+
+backend_test! {
+    /// An ended session stays ended after a restart in which everything held outside
+    /// the database is lost (the in-process view, Redis): the database is written first
+    /// and every instance rebuilds its view from it at start (issue 2, sessions).
+    async fn logout_survives_restart(app) {
+        let u = app.user().await;
+        let other = app.tokens(&u.login).await;
+        let r = app.call(Method::POST, "/api/v1/auth/logout", Some(&u.tokens.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        let restarted = app.restart().await;
+        let me = restarted.get("/api/v1/users/me", Some(&u.tokens.access)).await;
+        assert_problem(&me, 401, "session_ended");
+        assert_eq!(
+            me.header("www-authenticate"),
+            Some("Bearer realm=\"usher\", error=\"invalid_token\", error_description=\"the session of the access token has ended\"")
+        );
+        assert_oauth_error(&restarted.refresh(&u.tokens.refresh).await, 400, "invalid_grant");
+        let live = restarted.get("/api/v1/users/me", Some(&other.access)).await;
+        assert_eq!(live.status, StatusCode::OK, "the other session lives on: {}", live.text);
+        let (_, claims) = decode_jwt(&u.tokens.access);
+        let s = restarted.store().find_session(claims["sid"].as_str().unwrap()).await.unwrap().unwrap();
+        assert_eq!(s.end_reason.as_deref(), Some("logout"));
     }
 }
 

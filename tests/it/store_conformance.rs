@@ -192,3 +192,36 @@ backend_test! {
         assert_eq!(s.find_role(&role.id).await.unwrap().unwrap(), expected, "failed changes change nothing");
     }
 }
+
+/// `USHER_DATABASE_URL=sqlite::memory:` is one database for the whole process, however
+/// many connections are configured: concurrent writers and readers all see every row,
+/// and none of them is refused as locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_is_one_database() {
+    let app = TestApp::builder()
+        .sqlite()
+        .database_url("sqlite::memory:")
+        .config(|c| c.database_max_connections = 10)
+        .build()
+        .await;
+    let store = app.app.store.clone();
+    let writes = (0..200).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let u = user(&format!("mem{n:03}"), None);
+            store.insert_user(&u).await.unwrap();
+            let found = store.find_user_by_login(&u.login).await.unwrap();
+            assert_eq!(found.map(|f| f.id), Some(u.id), "mem{n} read back");
+            store.list_users("mem", None, 300).await.unwrap();
+        })
+    });
+    for task in futures_util::future::join_all(writes).await {
+        task.unwrap();
+    }
+    let listed = store.list_users("mem", None, 300).await.unwrap();
+    assert_eq!(listed.len(), 200);
+    let u = app.user().await;
+    let me = app.get("/api/v1/users/me", Some(&u.tokens.access)).await;
+    assert_eq!(me.status, reqwest::StatusCode::OK, "{}", me.text);
+    assert_eq!(me.body["login"], u.login.as_str());
+}

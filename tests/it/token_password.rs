@@ -125,6 +125,23 @@ backend_test! {
 }
 
 backend_test! {
+    /// A body over `USHER_MAX_BODY_BYTES` is 400 `invalid_request` in the RFC 6749 §5.2
+    /// format, not the 413 problem+json of the JSON API: §5.2 governs this endpoint.
+    /// Nothing is recorded.
+    async fn token_oversized_body_invalid_request(app) {
+        let profile = app.sign_up("oscar").await;
+        let pad = "x".repeat(app.app.config.max_body_bytes);
+        let r = app.post_form("/oauth2/token", &[("grant_type", "password"), ("username", "oscar"), ("password", PASSWORD), ("client_id", "cinema-web"), ("pad", &pad)]).await;
+        assert_oauth_error(&r, 400, "invalid_request");
+        assert_eq!(r.header("pragma"), Some("no-cache"));
+        assert_eq!(r.body, json!({"error": "invalid_request", "error_description": "the request body is too large"}));
+        let id = profile["id"].as_str().unwrap();
+        assert!(app.store().list_login_events(id, None, 10).await.unwrap().is_empty());
+        assert!(app.store().list_active_sessions(id, app.clock_now()).await.unwrap().is_empty());
+    }
+}
+
+backend_test! {
     /// A scope the client may not ask for is `invalid_scope`; a narrower one is granted
     /// as asked and without `openid` there is no ID token (RFC 6749 §3.3).
     async fn token_password_scope_rules(app) {
@@ -174,55 +191,55 @@ backend_test! {
     }
 }
 
-/// When every hashing slot and queue place is taken, the token endpoint answers 503
-/// `temporarily_unavailable` with `Retry-After` instead of queueing without bound.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn token_password_hash_pool_full_is_503() {
-    let app = TestApp::builder()
-        .config(|c| {
-            c.hash_pool_size = 1;
-            c.hash_queue_size = 0;
-        })
-        .build()
-        .await;
-    app.sign_up("dave").await;
-    // A slow hash for the login attempts: a tiny pool and a costly PHC string.
-    let slow = usher::config::Config::load_from(
-        None,
-        &[
-            ("USHER_ARGON2_MEMORY_KIB".into(), "65536".into()),
-            ("USHER_ARGON2_ITERATIONS".into(), "4".into()),
-        ],
-    )
-    .unwrap();
-    let slow_hasher = usher::service::passwords::PasswordHasher::new(&slow).unwrap();
-    let hash = slow_hasher
-        .hash(&secrecy::SecretString::from(PASSWORD.to_owned()))
-        .await
-        .unwrap();
-    let user = app
-        .store()
-        .find_user_by_login("dave")
-        .await
-        .unwrap()
-        .unwrap();
-    app.store()
-        .set_password(&user.id, &hash, None, app.clock_now())
-        .await
-        .unwrap();
-    let attempts = (0..6).map(|_| app.login("dave", PASSWORD));
-    let results = futures_util::future::join_all(attempts).await;
-    let busy: Vec<_> = results
-        .iter()
-        .filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE)
-        .collect();
-    assert!(
-        !busy.is_empty(),
-        "some attempts must be refused while the pool is full"
-    );
-    for r in &busy {
-        assert_oauth_error(r, 503, "temporarily_unavailable");
+/// A password check against a PHC string of a high cost (64 MiB, 8 passes: most of a
+/// second), so that it holds a hashing thread while the test probes the endpoint.
+const COSTLY_PHC: &str = "$argon2id$v=19$m=65536,t=8,p=1$AAAAAAAAAAAAAAAAAAAAAA\
+                          $AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+backend_test! {
+    /// When the only hashing thread is busy and no job may wait, the token endpoint
+    /// answers 503 `temporarily_unavailable` with `Retry-After: 1` at once instead of
+    /// queueing without bound (issue 2, Speed), and records nothing; once the thread
+    /// is free the same login succeeds.
+    config(|c| {
+        c.hash_pool_size = 1;
+        c.hash_queue_size = 0;
+    });
+    async fn token_password_hash_pool_full_is_503(app) {
+        let profile = app.sign_up("dave").await;
+        let occupy = || {
+            let hasher = app.app.hasher.clone();
+            Box::pin(async move {
+                let pw = secrecy::SecretString::from("anything".to_owned());
+                hasher.verify(&pw, Some(COSTLY_PHC)).await
+            })
+        };
+        // With no queue, a job is accepted only when the thread waits for one: the first
+        // poll that stays pending has handed the costly job to the thread.
+        let mut busy = occupy();
+        let mut tries = 0;
+        while futures_util::poll!(&mut busy).is_ready() {
+            tries += 1;
+            assert!(tries < 500, "the hashing thread never took the job");
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            busy = occupy();
+        }
+        let r = app.login("dave", PASSWORD).await;
+        assert_oauth_error(&r, 503, "temporarily_unavailable");
         assert_eq!(r.header("retry-after"), Some("1"));
+        assert_eq!(r.body, json!({"error": "temporarily_unavailable", "error_description": "too many logins at once; retry shortly"}));
+        assert!(!busy.await.unwrap(), "the costly check ran to its end");
+        let id = profile["id"].as_str().unwrap();
+        assert!(app.store().list_login_events(id, None, 10).await.unwrap().is_empty(), "nothing recorded");
+        // The thread takes a new job once it waits for one again (a moment after it
+        // answered the costly one).
+        let back = eventually(std::time::Duration::from_secs(5), || async {
+            app.login("dave", PASSWORD).await.status == StatusCode::OK
+        })
+        .await;
+        assert!(back, "logins succeed again once the thread is free");
+        let events = app.store().list_login_events(id, None, 10).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].outcome, "success");
     }
-    assert!(results.iter().any(|r| r.status == StatusCode::OK));
 }

@@ -23,17 +23,15 @@ pub async fn grant(
     let presented = PlainToken::presented(presented);
     let asked = requested_scope.map(scope::parse).transpose()?;
     let now = app.clock.now();
-    if let Some(asked) = &asked {
-        // RFC 6749 §6: a narrower scope only; checked before anything is spent.
-        let Some(session) = session_of(app, &presented).await? else {
-            return Err(invalid());
-        };
-        if !scope::within(asked, &scope::parse(&session)?) {
-            return Err(OAuthError::new(
-                OAuthCode::InvalidScope,
-                "the requested scope exceeds the original grant",
-            )
-            .into());
+    if let Some(asked) = &asked
+        && let Some(granted) = live_scope(app, &presented, client, now).await?
+    {
+        // RFC 6749 §6: a narrower scope only; checked before anything is spent. Only a
+        // live, unused token of this client is checked here: any other goes on to the
+        // rotation, which refuses it and, when it was already used, ends its session
+        // whatever the scope asked (RFC 9700 §4.14).
+        if !scope::within(asked, &scope::parse(&granted)?) {
+            return Err(scope_exceeded());
         }
     }
     let next = PlainToken::generate(REFRESH_PREFIX);
@@ -52,6 +50,10 @@ pub async fn grant(
     match rotation {
         Rotation::Rotated { session, user } => {
             let granted = match &asked {
+                // Checked again on the rotated session: never wider than the grant.
+                Some(a) if !scope::within(a, &scope::parse(&session.scope)?) => {
+                    return Err(scope_exceeded());
+                }
                 Some(a) => scope::canonical(a),
                 None => session.scope.clone(),
             };
@@ -81,10 +83,32 @@ pub async fn grant(
     }
 }
 
-/// The scope of the session a live refresh token belongs to.
-async fn session_of(app: &AppState, token: &PlainToken) -> Result<Option<String>, ServiceError> {
-    let Some(sid) = app.store.find_refresh_session(&token.hash()).await? else {
+fn scope_exceeded() -> ServiceError {
+    OAuthError::new(
+        OAuthCode::InvalidScope,
+        "the requested scope exceeds the original grant",
+    )
+    .into()
+}
+
+/// The scope of the session of `token` when the token is live: issued to `client`, not
+/// used, not expired, and its session not ended. `None` for anything else.
+async fn live_scope(
+    app: &AppState,
+    token: &PlainToken,
+    client: &Client,
+    now: i64,
+) -> Result<Option<String>, ServiceError> {
+    let Some(rt) = app.store.find_refresh(&token.hash()).await? else {
         return Ok(None);
     };
-    Ok(app.store.find_session(&sid).await?.map(|s| s.scope))
+    if rt.client_id != client.client_id || rt.used_at.is_some() || rt.expires_at <= now {
+        return Ok(None);
+    }
+    Ok(app
+        .store
+        .find_session(&rt.session_id)
+        .await?
+        .filter(|s| s.ended_at.is_none())
+        .map(|s| s.scope))
 }

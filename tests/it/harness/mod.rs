@@ -26,10 +26,18 @@ use usher::token::keys::{KeyRing, SigningKey};
 
 /// Declares one behaviour test that runs on SQLite + memory and on PostgreSQL + Redis.
 /// The PostgreSQL variant skips (with a notice) when `USHER_TEST_DATABASE_URL` or
-/// `USHER_TEST_REDIS_URL` is unset.
+/// `USHER_TEST_REDIS_URL` is unset. `config(|c| ...);` before `async fn` changes the
+/// configuration of both variants before start.
 #[macro_export]
 macro_rules! backend_test {
     ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
+        $crate::backend_test! {
+            $(#[$meta])*
+            config(|_| {});
+            async fn $name($app) $body
+        }
+    };
+    ($(#[$meta:meta])* config($tweak:expr); async fn $name:ident($app:ident) $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -41,13 +49,15 @@ macro_rules! backend_test {
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                run(TestApp::sqlite().await).await
+                run(TestApp::builder().sqlite().config($tweak).build().await).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = TestApp::postgres().await {
-                    run(app).await
+                if TestApp::pg_available() {
+                    run(TestApp::builder().postgres().config($tweak).build().await).await
+                } else {
+                    eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
                 }
             }
         }
@@ -590,6 +600,26 @@ impl TestApp {
             .find(|r| r.name == name)
             .unwrap()
             .id
+    }
+
+    /// Stops this app and starts a fresh one on the same database (the SQLite file, or
+    /// the PostgreSQL database) with the same issuer, keys and clock, but new shared
+    /// state (process memory, or a new Redis prefix): a restart in which everything
+    /// held outside the database is lost.
+    pub async fn restart(self) -> TestApp {
+        let issuer = self.app.config.issuer.clone();
+        let builder = TestApp::builder()
+            .clock(self.clock.clone())
+            .keys(self.app.keys.clone())
+            .config(move |c| c.issuer = issuer);
+        let builder = match (self.backend, self.pg.clone()) {
+            (Backend::Postgres, Some(pg)) => builder
+                .postgres()
+                .shared_pg(pg, &format!("usher-test-{}", uuid::Uuid::new_v4().simple())),
+            _ => builder.sqlite().shared_sqlite(self.sqlite_dir.clone()),
+        };
+        drop(self);
+        builder.build().await
     }
 
     /// The database URL in use (for a second app or the CLI).
