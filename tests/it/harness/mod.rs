@@ -26,9 +26,35 @@ use usher::token::keys::{KeyRing, SigningKey};
 
 /// Declares one behaviour test that runs on SQLite + memory and on PostgreSQL + Redis.
 /// The PostgreSQL variant skips (with a notice) when `USHER_TEST_DATABASE_URL` or
-/// `USHER_TEST_REDIS_URL` is unset.
+/// `USHER_TEST_REDIS_URL` is unset. `async fn name(app, config = |c| …)` changes the
+/// configuration of both variants before start.
 #[macro_export]
 macro_rules! backend_test {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident, config = $tweak:expr) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(unused_imports)]
+            use $crate::harness::*;
+
+            async fn run($app: TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(TestApp::builder().sqlite().config($tweak).build().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if TestApp::pg_available() {
+                    run(TestApp::builder().postgres().config($tweak).build().await).await
+                } else {
+                    eprintln!("skipped: USHER_TEST_DATABASE_URL / USHER_TEST_REDIS_URL not set");
+                }
+            }
+        }
+    };
     ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
         $(#[$meta])*
         mod $name {
