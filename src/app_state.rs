@@ -15,6 +15,7 @@ use crate::service::bearer::VerifiedCache;
 use crate::service::clients::ClientCache;
 use crate::service::feed::ChangeFeed;
 use crate::service::passwords::PasswordHasher;
+use crate::service::revocation_feed::FeedHub;
 use crate::state::memory::MemoryState;
 use crate::state::redis::RedisState;
 use crate::state::{SharedState, StateError};
@@ -48,6 +49,8 @@ pub struct AppState {
     pub authz: Arc<AuthzView>,
     /// Registered clients, in memory.
     pub clients: ClientCache,
+    /// The revocation feed's epoch and waiting readers.
+    pub revocations: Arc<FeedHub>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -147,6 +150,10 @@ impl AppState {
         }
         feed.load(store.as_ref(), clock.now()).await?;
         let verified = VerifiedCache::new(VERIFIED_CACHE_SIZE, config.access_token_ttl);
+        let epoch = store
+            .feed_epoch(&crate::token::opaque::random_id(16))
+            .await?;
+        let revocations = Arc::new(FeedHub::new(epoch, &config));
         let app = Self {
             config: Arc::new(config),
             store,
@@ -158,6 +165,7 @@ impl AppState {
             verified,
             authz,
             clients,
+            revocations,
         };
         crate::service::clients::apply_builtin_config(&app).await?;
         Ok(app)

@@ -39,6 +39,10 @@ pub const KEYS: &[&str] = &[
     "login_lockout_window",
     "max_body_bytes",
     "feed_sync_interval",
+    "feed_max_waiters",
+    "feed_max_waiters_per_client",
+    "feed_stream_lifetime",
+    "feed_page_size",
     "log",
     "log_format",
     "browser_session_ttl",
@@ -100,6 +104,16 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How often each instance re-reads the change feed from the database as a safety net.
     pub feed_sync_interval: Duration,
+    /// Most revocation-feed long polls and event streams held at once by this instance;
+    /// more are answered 429.
+    pub feed_max_waiters: usize,
+    /// Most of them held at once for one client.
+    pub feed_max_waiters_per_client: usize,
+    /// Longest life of one revocation-feed event stream; clients reconnect with
+    /// `Last-Event-ID`.
+    pub feed_stream_lifetime: Duration,
+    /// Most change-feed rows read per database query of the revocation feed.
+    pub feed_page_size: i64,
     /// Log filter (tracing `EnvFilter` syntax).
     pub log: String,
     /// Log format: `text` or `json`.
@@ -165,6 +179,11 @@ struct Raw {
     max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     feed_sync_interval: Duration,
+    feed_max_waiters: usize,
+    feed_max_waiters_per_client: usize,
+    #[serde(with = "humantime_serde")]
+    feed_stream_lifetime: Duration,
+    feed_page_size: i64,
     log: String,
     log_format: LogFormat,
     #[serde(with = "humantime_serde")]
@@ -202,6 +221,10 @@ impl Default for Raw {
             login_lockout_window: Duration::from_secs(15 * 60),
             max_body_bytes: 64 * 1024,
             feed_sync_interval: Duration::from_secs(5),
+            feed_max_waiters: 256,
+            feed_max_waiters_per_client: 8,
+            feed_stream_lifetime: Duration::from_secs(300),
+            feed_page_size: 500,
             log: "info".into(),
             log_format: LogFormat::Text,
             browser_session_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -390,6 +413,24 @@ impl Config {
         }
         let login_lockout_window = ttl("login_lockout_window", raw.login_lockout_window, 1)?;
         let feed_sync_interval = ttl("feed_sync_interval", raw.feed_sync_interval, 1)?;
+        let feed_stream_lifetime = ttl("feed_stream_lifetime", raw.feed_stream_lifetime, 1)?;
+        if raw.feed_max_waiters == 0 {
+            return Err(bad("feed_max_waiters", "0", "must be at least 1"));
+        }
+        if raw.feed_max_waiters_per_client == 0 {
+            return Err(bad(
+                "feed_max_waiters_per_client",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=1000).contains(&raw.feed_page_size) {
+            return Err(bad(
+                "feed_page_size",
+                &raw.feed_page_size.to_string(),
+                "must be from 1 to 1000",
+            ));
+        }
         let trusted_proxies = raw
             .trusted_proxies
             .iter()
@@ -476,6 +517,10 @@ impl Config {
             login_lockout_window,
             max_body_bytes: raw.max_body_bytes,
             feed_sync_interval,
+            feed_max_waiters: raw.feed_max_waiters,
+            feed_max_waiters_per_client: raw.feed_max_waiters_per_client,
+            feed_stream_lifetime,
+            feed_page_size: raw.feed_page_size,
             log: raw.log,
             log_format: raw.log_format,
             browser_session_ttl,
@@ -523,6 +568,9 @@ fn parse_env_value(key: &str, value: &str) -> figment::value::Value {
         "hash_queue_size",
         "login_lockout_threshold",
         "max_body_bytes",
+        "feed_max_waiters",
+        "feed_max_waiters_per_client",
+        "feed_page_size",
     ];
     if NUMERIC.contains(&key)
         && let Ok(n) = value.trim().parse::<u64>()
@@ -633,6 +681,42 @@ mod tests {
                 .to_string();
             assert!(err.contains(expect), "{k}={v}: {err}");
             assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+
+    /// The revocation feed's limits: defaults, environment values, and their ranges.
+    #[test]
+    fn feed_limits() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(
+            (c.feed_max_waiters, c.feed_max_waiters_per_client),
+            (256, 8)
+        );
+        assert_eq!(c.feed_stream_lifetime, Duration::from_secs(300));
+        assert_eq!(c.feed_page_size, 500);
+        let c = Config::load_from(
+            None,
+            &vars(&[
+                ("USHER_FEED_MAX_WAITERS", "3"),
+                ("USHER_FEED_MAX_WAITERS_PER_CLIENT", "2"),
+                ("USHER_FEED_STREAM_LIFETIME", "1m"),
+                ("USHER_FEED_PAGE_SIZE", "50"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.feed_max_waiters, c.feed_max_waiters_per_client), (3, 2));
+        assert_eq!(c.feed_stream_lifetime, Duration::from_secs(60));
+        assert_eq!(c.feed_page_size, 50);
+        for (k, v) in [
+            ("USHER_FEED_MAX_WAITERS", "0"),
+            ("USHER_FEED_MAX_WAITERS_PER_CLIENT", "0"),
+            ("USHER_FEED_STREAM_LIFETIME", "0s"),
+            ("USHER_FEED_PAGE_SIZE", "1001"),
+        ] {
+            let err = Config::load_from(None, &vars(&[(k, v)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(k), "{k}={v}: {err}");
         }
     }
 

@@ -45,6 +45,8 @@ pub struct ChangeFeed {
     revoked: RwLock<HashMap<String, i64>>,
     deleted_clients: RwLock<HashMap<String, i64>>,
     synced_seq: AtomicI64,
+    /// The highest `seq` applied here, from whatever source.
+    latest_seq: AtomicI64,
     retention_secs: i64,
     notify: Notify,
     listeners: RwLock<Vec<Listener>>,
@@ -67,6 +69,7 @@ impl ChangeFeed {
             revoked: RwLock::new(HashMap::new()),
             deleted_clients: RwLock::new(HashMap::new()),
             synced_seq: AtomicI64::new(0),
+            latest_seq: AtomicI64::new(0),
             retention_secs,
             notify: Notify::new(),
             listeners: RwLock::new(Vec::new()),
@@ -110,6 +113,9 @@ impl ChangeFeed {
     pub fn apply(&self, changes: &[ChangeRecord]) {
         if changes.is_empty() {
             return;
+        }
+        if let Some(max) = changes.iter().map(|c| c.seq).max() {
+            self.latest_seq.fetch_max(max, Ordering::SeqCst);
         }
         {
             let mut ended = self
@@ -168,6 +174,7 @@ impl ChangeFeed {
         let recent = store.changes_since(now - self.retention_secs).await?;
         self.apply(&recent);
         self.synced_seq.fetch_max(last, Ordering::SeqCst);
+        self.latest_seq.fetch_max(last, Ordering::SeqCst);
         Ok(())
     }
 
@@ -204,6 +211,12 @@ impl ChangeFeed {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|_, at| *at >= cutoff);
+    }
+
+    /// The highest feed position this process has seen (applied or read at start): a
+    /// reader positioned at or after it has nothing new to read from the database.
+    pub fn latest_seq(&self) -> i64 {
+        self.latest_seq.load(Ordering::SeqCst)
     }
 
     /// Number of ended sessions remembered.

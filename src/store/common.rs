@@ -562,6 +562,27 @@ macro_rules! impl_store {
                     .map_err(map_err)
             }
 
+            async fn change_seq_high_water(&self) -> Result<i64, StoreError> {
+                let (seq,): (i64,) = sqlx::query_as(CHANGE_SEQ_HIGH_WATER)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(seq)
+            }
+
+            async fn feed_epoch(&self, candidate: &str) -> Result<String, StoreError> {
+                sqlx::query(sql::INSERT_FEED_EPOCH)
+                    .bind(candidate)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                let (epoch,): (String,) = sqlx::query_as(sql::FEED_EPOCH)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(map_err)?;
+                Ok(epoch)
+            }
+
             async fn last_change_seq(&self) -> Result<i64, StoreError> {
                 let (seq,): (i64,) = sqlx::query_as(sql::LAST_CHANGE_SEQ)
                     .fetch_one(&self.pool)

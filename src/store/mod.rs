@@ -439,6 +439,14 @@ pub trait Store: Send + Sync + 'static {
     /// The highest `seq` ever written (0 when none).
     async fn last_change_seq(&self) -> Result<i64, StoreError>;
 
+    /// The highest `seq` ever allocated, including entries since pruned (0 when none):
+    /// a feed position above it was never issued by this database.
+    async fn change_seq_high_water(&self) -> Result<i64, StoreError>;
+
+    /// The database's feed epoch: stores `candidate` if none is stored yet, then returns
+    /// the stored one (so concurrent first starts agree). Never changes afterwards.
+    async fn feed_epoch(&self, candidate: &str) -> Result<String, StoreError>;
+
     /// Deletes refresh tokens that expired before `now` and feed entries older than
     /// `changes_before`.
     async fn prune(&self, now: i64, changes_before: i64) -> Result<(), StoreError>;

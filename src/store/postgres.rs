@@ -137,6 +137,10 @@ impl PgStore {
 /// Sessions take their creation sequence number from the column's identity default.
 const INSERT_SESSION: &str = sql::INSERT_SESSION;
 
+/// The last value of the identity sequence of `changes.seq` (never lowered by deletes).
+const CHANGE_SEQ_HIGH_WATER: &str = "select coalesce((select s.last_value from pg_sequences s \
+     where format('%I.%I', s.schemaname, s.sequencename) = pg_get_serial_sequence('changes', 'seq')), 0)";
+
 async fn lock_changes(tx: &mut WriteTx) -> Result<(), StoreError> {
     sqlx::query("select pg_advisory_xact_lock($1)")
         .bind(CHANGES_LOCK)

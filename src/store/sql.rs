@@ -109,6 +109,9 @@ pub(crate) const CHANGES_AFTER: &str =
 pub(crate) const CHANGES_SINCE: &str =
     "select seq, kind, sid, sub, at, jti from changes where at >= $1 order by seq";
 pub(crate) const LAST_CHANGE_SEQ: &str = "select coalesce(max(seq), 0) from changes";
+pub(crate) const INSERT_FEED_EPOCH: &str =
+    "insert into feed_epoch (id, epoch) values (1, $1) on conflict (id) do nothing";
+pub(crate) const FEED_EPOCH: &str = "select epoch from feed_epoch where id = 1";
 
 pub(crate) const PRUNE_REFRESH: &str = "delete from refresh_tokens where expires_at < $1";
 pub(crate) const PRUNE_CHANGES: &str = "delete from changes where at < $1";

@@ -221,6 +221,10 @@ fn migrator() -> &'static sqlx::migrate::Migrator {
     &MIGRATOR
 }
 
+/// The `changes` autoincrement counter (never lowered by deletes).
+const CHANGE_SEQ_HIGH_WATER: &str =
+    "select coalesce((select seq from sqlite_sequence where name = 'changes'), 0)";
+
 /// SQLite has one writer at a time: the immediate transaction already orders feed entries.
 async fn lock_changes(_tx: &mut WriteTx) -> Result<(), StoreError> {
     Ok(())

@@ -1,8 +1,8 @@
-//! The movie API example (`examples/movie_api.rs`) end to end against a real usher: the
+//! The movie API example (`examples/movie_api/`) end to end against a real usher: the
 //! cinema's film rule (issue 5) in feed and live mode, and the ETL's service-to-service
 //! call. Each test starts usher, then the example's router on 127.0.0.1:0 with a
-//! verifier fed by a confidential client registered through the admin API, and runs the
-//! ETL as of [`TODAY`].
+//! verifier fed by a confidential client registered through the admin API, built exactly
+//! as the example builds it, and runs the ETL as of [`TODAY`].
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use time::macros::date;
 use usher_verify::{Mode, Verifier, VerifyError};
 
 #[expect(dead_code, reason = "the example's `main` is not used by the tests")]
-#[path = "../../examples/movie_api.rs"]
+#[path = "../../examples/movie_api/main.rs"]
 mod movie_app;
 
 use movie_app::Label;
@@ -64,12 +64,7 @@ impl Cinema {
             client_id: client_id.clone(),
             client_secret: client_secret.clone(),
         };
-        // The live cache would reuse an answer for 2 s; "at once" is the next request.
-        let verifier = movie_app::verifier_builder(&config)
-            .live_ttl(Duration::ZERO)
-            .build()
-            .await
-            .unwrap();
+        let verifier = movie_app::verifier_builder(&config).build().await.unwrap();
         // The feed starts at "now" once its first poll has answered; entries written
         // before that would be unknown to it.
         let started = eventually(Duration::from_secs(5), || async {
@@ -123,6 +118,29 @@ impl Cinema {
     }
 }
 
+/// Waits (at most a second, less than the 2 s live cache) until the movie API's feed has
+/// read every entry usher has written so far.
+async fn feed_caught_up(app: &TestApp, cinema: &Cinema) {
+    let last = app.store().last_change_seq().await.unwrap();
+    let caught_up = eventually(Duration::from_secs(1), || async {
+        cinema
+            .verifier
+            .feed_cursor()
+            .is_some_and(|c| cursor_seq(&c) >= last)
+    })
+    .await;
+    assert!(
+        caught_up,
+        "the feed reports usher's entries within a second"
+    );
+}
+
+/// The position in a revocation-feed cursor (`rv:EPOCH.SEQ.ISSUED`, base64url).
+fn cursor_seq(cursor: &str) -> i64 {
+    let text = String::from_utf8(usher::token::b64url_decode(cursor.as_bytes()).unwrap()).unwrap();
+    text.split('.').nth(1).unwrap().parse().unwrap()
+}
+
 /// The path of `GET /films/{film}/watch` (feed mode).
 fn watch(film: &str) -> String {
     format!("/films/{film}/watch")
@@ -163,6 +181,24 @@ fn assert_refused(r: &Resp, status: u16, challenge: &str, error: &str, descripti
         r.body,
         json!({"error": error, "error_description": description})
     );
+}
+
+/// A caller who may not watch a recent film: 403 saying a subscription is needed. With
+/// a token, RFC 6750 `insufficient_scope`; without one, `access_denied` and a challenge
+/// naming the realm (RFC 6750 §3: signing in may help).
+fn assert_subscription_needed(r: &Resp, with_token: bool) {
+    if with_token {
+        assert_forbidden(r, "a subscription is needed to watch this film");
+    } else {
+        let description = "a subscription is needed to watch this film; sign in as a subscriber";
+        assert_refused(
+            r,
+            403,
+            "Bearer realm=\"cinema\"",
+            "access_denied",
+            description,
+        );
+    }
 }
 
 /// No token (RFC 6750 §3.1): 401 with a bare `Bearer` challenge.
@@ -237,10 +273,11 @@ fn etl_label_under_three_years_is_recent() {
 
 backend_test! {
     /// Listing is open to everyone (a bad token is not even looked at) and shows the
-    /// ETL's labels; anyone may watch a catalogue film. A recent film is refused to
-    /// anonymous with 401 and a bare `Bearer` challenge (RFC 6750 §3.1: no token, no
-    /// error code) and to a plain user with 403 `insufficient_scope`, naming the role
-    /// (feed route) or the permission (live route). An unknown film is 404.
+    /// ETL's labels; anyone may watch a catalogue film. A recent film is refused with a
+    /// clear 403 (issue 5) to anonymous, whose rights are usher's `anonymous` role (a
+    /// `Bearer realm` challenge tells the client that signing in may help), and to a
+    /// plain user, who holds neither the role nor the permission (`insufficient_scope`),
+    /// on both routes. A bad token is 401; an unknown film is 404.
     async fn watch_recent_film_refused_to_anonymous_and_plain_user(app) {
         let cinema = Cinema::start(&app).await;
         let label = |id: &str, label| (id.to_owned(), label);
@@ -268,12 +305,10 @@ backend_test! {
             assert_watched(&cinema.get(&watch(CATALOGUE), token).await, CATALOGUE, None);
             assert_watched(&cinema.get(&watch_live(CATALOGUE), token).await, CATALOGUE, None);
         }
-        assert_token_required(&cinema.get(&watch(RECENT), None).await);
-        assert_token_required(&cinema.get(&watch_live(RECENT), None).await);
-        let r = cinema.get(&watch(RECENT), Some(&u.tokens.access)).await;
-        assert_forbidden(&r, "the subscriber role is required");
-        let r = cinema.get(&watch_live(RECENT), Some(&u.tokens.access)).await;
-        assert_forbidden(&r, "the films:watch_recent permission is required");
+        for path in [watch(RECENT), watch_live(RECENT)] {
+            assert_subscription_needed(&cinema.get(&path, None).await, false);
+            assert_subscription_needed(&cinema.get(&path, Some(&u.tokens.access)).await, true);
+        }
         assert_invalid_token(&cinema.get(&watch(RECENT), Some("garbage")).await, "the access token is malformed");
         let r = cinema.get(&watch("no-such-film"), None).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND);
@@ -318,20 +353,94 @@ backend_test! {
 }
 
 backend_test! {
-    /// Live mode: a subscriber whose role is taken away (`DELETE` of the assignment) is
-    /// refused on the very next request, with the same token, which still names the
-    /// role: 403 naming the permission.
+    /// Live mode, with the example's own settings (a 2 s live cache): a subscriber whose
+    /// role is taken away (`DELETE` of the assignment, a second after their token was
+    /// issued, as with a real clock) is refused on the first request once the feed has
+    /// reported the change (within a second, before the cached answer expires), with the
+    /// same token, which still names the role: 403 `insufficient_scope`, not a stale
+    /// token (usher's live answer already reflects the change). The feed route sees the
+    /// token as stale and asks for a refresh.
     async fn watch_live_role_removed_refused_at_once(app) {
         let cinema = Cinema::start(&app).await;
         let u = app.user().await;
         let access = subscribe(&app, &cinema, &u).await;
         assert_watched(&cinema.get(&watch_live(RECENT), Some(&access)).await, RECENT, Some(&u.id));
+        app.clock.advance(1);
         let path = subscription(&app, &u).await;
         let r = app.call(Method::DELETE, &path, Some(&cinema.admin.tokens.access), None).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
-        let r = cinema.get(&watch_live(RECENT), Some(&access)).await;
-        assert_forbidden(&r, "the films:watch_recent permission is required");
+        feed_caught_up(&app, &cinema).await;
+        assert_subscription_needed(&cinema.get(&watch_live(RECENT), Some(&access)).await, true);
         assert_eq!(decode_jwt(&access).1["roles"], json!(["user", "subscriber"]));
+        let r = cinema.get(&watch(RECENT), Some(&access)).await;
+        assert_invalid_token(&r, "the access token predates a change of the user's roles; refresh it");
+    }
+}
+
+backend_test! {
+    /// The feed route's rule is "the `subscriber` role OR `films:watch_recent` through
+    /// the live check" (issue 5): a user holding the permission through another role
+    /// watches a recent film there. Anonymous is a principal too: once usher's
+    /// `anonymous` role is granted the permission, anonymous callers watch recent films
+    /// (as soon as the feed reports the role change).
+    async fn watch_recent_film_by_permission_without_subscriber_role(app) {
+        let cinema = Cinema::start(&app).await;
+        let admin = &cinema.admin.tokens.access;
+        let critics = json!({"name": "critics", "permissions": ["films:watch_recent"]});
+        let r = app.call(Method::POST, "/api/v1/roles", Some(admin), Some(critics)).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let critics = r.body["id"].as_str().unwrap().to_owned();
+        let u = app.user().await;
+        let r = app.call(Method::PUT, &format!("/api/v1/users/{}/roles/{critics}", u.id), Some(admin), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        let r = app.refresh(&u.tokens.refresh).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let access = tokens_of(&r).access;
+        assert_eq!(decode_jwt(&access).1["roles"], json!(["user", "critics"]));
+        assert_watched(&cinema.get(&watch(RECENT), Some(&access)).await, RECENT, Some(&u.id));
+        assert_watched(&cinema.get(&watch_live(RECENT), Some(&access)).await, RECENT, Some(&u.id));
+
+        assert_subscription_needed(&cinema.get(&watch(RECENT), None).await, false);
+        let anonymous = app.role_id("anonymous").await;
+        let body = json!({"permissions": ["films:watch_recent"]});
+        let r = app.call(Method::PATCH, &format!("/api/v1/roles/{anonymous}"), Some(admin), Some(body)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        feed_caught_up(&app, &cinema).await;
+        assert_watched(&cinema.get(&watch(RECENT), None).await, RECENT, None);
+    }
+}
+
+backend_test! {
+    /// The ETL runs again on its schedule, each time for the day its `today` function
+    /// gives: a film that was recent becomes catalogue once three years have passed.
+    async fn etl_runs_periodically_with_the_given_day(app) {
+        let cinema = Cinema::start(&app).await;
+        let config = movie_app::Config {
+            issuer: app.base.clone(),
+            client_id: cinema.client_id.clone(),
+            client_secret: cinema.client_secret.clone(),
+        };
+        let later = date!(2027 - 09 - 14);
+        let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = runs.clone();
+        let today = move || match counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => TODAY,
+            _ => later,
+        };
+        let label_of = |r: &Resp, id: &str| {
+            r.body["films"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap()["label"].clone()
+        };
+        let schedule = tokio::spawn(movie_app::run_etl_every(config, cinema.base.clone(), Duration::from_millis(200), today));
+        let relabelled = eventually(Duration::from_secs(10), || async {
+            label_of(&cinema.get("/films", None).await, RECENT) == json!("catalogue")
+        })
+        .await;
+        schedule.abort();
+        assert!(relabelled, "the second run labels as of {later}");
+        assert!(runs.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+        let listing = cinema.get("/films", None).await;
+        assert_eq!(label_of(&listing, "popcorn-at-midnight"), json!("recent"));
+        assert_eq!(label_of(&listing, CATALOGUE), json!("catalogue"));
     }
 }
 
@@ -394,6 +503,6 @@ backend_test! {
         assert_token_required(&cinema.call(Method::PUT, "/films/labels", None, Some(steal)).await);
         let listing = cinema.get("/films", None).await;
         assert_eq!((label_of(&listing, RECENT), label_of(&listing, CATALOGUE)), (json!("recent"), json!("catalogue")));
-        assert_token_required(&cinema.get(&watch(RECENT), None).await);
+        assert_subscription_needed(&cinema.get(&watch(RECENT), None).await, false);
     }
 }

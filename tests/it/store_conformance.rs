@@ -193,6 +193,27 @@ backend_test! {
     }
 }
 
+backend_test! {
+    /// The feed epoch is chosen once per database: the first candidate is kept and later
+    /// ones are ignored. The high-water mark of feed positions survives pruning, while
+    /// `last_change_seq` only sees the rows left.
+    async fn store_feed_epoch_and_high_water(app) {
+        let s = app.store();
+        let kept = s.feed_epoch("another-candidate").await.unwrap();
+        assert_ne!(kept, "another-candidate", "the epoch chosen at start is kept");
+        assert_eq!(s.feed_epoch("a-third-one").await.unwrap(), kept);
+        let now = app.clock_now();
+        let u = user("epoch", None);
+        s.insert_user(&u).await.unwrap();
+        s.start_session(&session("es1", &u.id, now), None, None).await.unwrap();
+        let ended = s.end_session("es1", &u.id, "logout", now).await.unwrap().remove(0);
+        assert_eq!(s.change_seq_high_water().await.unwrap(), ended.seq);
+        s.prune(now, now + 1).await.unwrap();
+        assert_eq!(s.last_change_seq().await.unwrap(), 0);
+        assert_eq!(s.change_seq_high_water().await.unwrap(), ended.seq);
+    }
+}
+
 /// `USHER_DATABASE_URL=sqlite::memory:` is one database for the whole process, however
 /// many connections are configured: concurrent writers and readers all see every row,
 /// and none of them is refused as locked.

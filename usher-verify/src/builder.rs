@@ -7,11 +7,16 @@ use std::time::Duration;
 
 use crate::cache::VerifiedCache;
 use crate::claims::Expected;
-use crate::feed::{self, FeedConfig, FeedState};
+use crate::feed::{self, FeedConfig, FeedLimits, FeedState};
 use crate::jwks::{KeyCache, KeyCacheConfig};
 use crate::live::LiveChecker;
 use crate::verifier::Inner;
 use crate::{Mode, Verifier, http};
+
+/// The shortest JWKS cooldown accepted.
+const MIN_JWKS_COOLDOWN: Duration = Duration::from_secs(1);
+/// Added to twice the long-poll wait for the default maximum lag of the feed.
+const DEFAULT_LAG_MARGIN: Duration = Duration::from_secs(15);
 
 /// Why a verifier could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +48,7 @@ pub struct VerifierBuilder {
     feed_credentials: Option<(String, String)>,
     feed_wait: Duration,
     feed_retention: Duration,
+    feed_max_lag: Option<Duration>,
     feed_cursor: Option<String>,
     stale_on_role_definition_change: bool,
     live_ttl: Duration,
@@ -78,6 +84,7 @@ impl VerifierBuilder {
             feed_credentials: None,
             feed_wait: Duration::from_secs(30),
             feed_retention: Duration::from_secs(3600),
+            feed_max_lag: None,
             feed_cursor: None,
             stale_on_role_definition_change: true,
             live_ttl: Duration::from_secs(2),
@@ -99,10 +106,11 @@ impl VerifierBuilder {
         self
     }
 
-    /// Shortest time between two JWKS fetches (default 30 s): bounds the refetches an
-    /// unknown `kid` can cause, and the earliest refresh whatever `max-age` says.
+    /// Shortest time between two JWKS fetches (default 30 s, at least 1 s: shorter values
+    /// are raised to 1 s): bounds the refetches an unknown `kid` can cause, and the
+    /// earliest refresh whatever `max-age` says.
     pub fn jwks_cooldown(mut self, cooldown: Duration) -> Self {
-        self.jwks_cooldown = cooldown;
+        self.jwks_cooldown = cooldown.max(MIN_JWKS_COOLDOWN);
         self
     }
 
@@ -138,10 +146,21 @@ impl VerifierBuilder {
         self
     }
 
-    /// How long feed entries are kept (default 1 h): at least the longest access-token
-    /// lifetime of the issuer.
+    /// How long feed entries are kept at least (default 1 h). Entries are also kept for
+    /// the longest token lifetime (`exp - iat`) the verifier has seen, so a retention
+    /// shorter than the issuer's token lifetime cannot let a revoked token back in.
     pub fn feed_retention(mut self, retention: Duration) -> Self {
         self.feed_retention = retention;
+        self
+    }
+
+    /// Longest time without a successful poll of the feed before feed-mode decisions
+    /// answer 503 (`issuer_unavailable`, with `Retry-After`) instead of accepting tokens
+    /// the verifier can no longer vouch for: usher unreachable, or refusing the feed
+    /// credentials (default: twice the long-poll wait plus 15 s, 75 s with the default
+    /// wait).
+    pub fn feed_max_lag(mut self, lag: Duration) -> Self {
+        self.feed_max_lag = Some(lag);
         self
     }
 
@@ -213,12 +232,27 @@ impl VerifierBuilder {
             .await
             .map_err(|e| BuildError::Unreachable(e.to_string()))?;
         let base = self.issuer.trim_end_matches('/');
+        let live = Arc::new(LiveChecker::new(
+            client.clone(),
+            &self.issuer,
+            self.live_ttl,
+            100_000,
+        ));
         let (feed, feed_task) = match &self.feed_credentials {
             Some((id, secret)) => {
+                let limits = FeedLimits {
+                    retention: self.feed_retention,
+                    max_lag: self
+                        .feed_max_lag
+                        .unwrap_or(self.feed_wait * 2 + DEFAULT_LAG_MARGIN),
+                    role_definitions: self.stale_on_role_definition_change,
+                };
+                let evict = live.clone();
                 let state = Arc::new(FeedState::new(
-                    self.feed_retention,
-                    self.stale_on_role_definition_change,
+                    limits,
                     self.feed_cursor.clone(),
+                    Some(Box::new(move |sub| evict.forget(sub))),
+                    feed::unix_now_ms(),
                 ));
                 let config = FeedConfig {
                     url: format!("{base}/api/v1/revocations"),
@@ -246,7 +280,7 @@ impl VerifierBuilder {
                 verified,
                 feed,
                 feed_task,
-                live: LiveChecker::new(client, &self.issuer, self.live_ttl, 100_000),
+                live,
                 default_mode,
             }),
         })

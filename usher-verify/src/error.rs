@@ -68,7 +68,9 @@ pub enum VerifyError {
     /// usher says the caller lacks the permission.
     #[error("permission {0} required")]
     InsufficientPermission(Cow<'static, str>),
-    /// usher could not be asked (live mode) and nothing usable was cached.
+    /// usher could not be asked (live mode) and nothing usable was cached, or the
+    /// revocation feed has not been heard from for longer than the maximum lag (feed
+    /// mode).
     #[error("issuer unavailable")]
     Unavailable,
     /// The route asks for something the verifier was not set up for (no verifier in the

@@ -3,7 +3,8 @@
 //! [`RequirePermission`] named by a marker type. They find the [`Verifier`] and the
 //! route's [`Mode`] in the request extensions, where a [`crate::Guard`] puts them
 //! (`.layer(verifier.layer())`; `Extension(verifier)` works too). Behind a guard that
-//! already verified the token they reuse its claims. Calls [`crate::verifier`].
+//! already verified the token in a mode at least as strict as the route's they reuse its
+//! claims; otherwise they decide again in the route's mode. Calls [`crate::verifier`].
 
 use std::marker::PhantomData;
 use std::ops::Deref;
@@ -20,9 +21,18 @@ use crate::{Claims, Mode, Rejection, Requirement, Verifier, VerifyError};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RouteMode(pub(crate) Mode);
 
-/// Claims a guard has already verified for this request.
+/// Claims a guard has already verified for this request, and the mode it applied.
 #[derive(Debug, Clone)]
-pub(crate) struct Verified(pub(crate) Arc<Claims>);
+pub(crate) struct Verified(pub(crate) Arc<Claims>, pub(crate) Mode);
+
+/// How much of usher's current state a mode consults: offline < feed < live.
+fn strictness(mode: Mode) -> u8 {
+    match mode {
+        Mode::Offline => 0,
+        Mode::Feed => 1,
+        Mode::Live => 2,
+    }
+}
 
 /// The bearer token of the `Authorization` header (RFC 6750 §2.1): `Missing` without a
 /// `Bearer` credential, `Malformed` for a repeated header or a token that is not a
@@ -61,8 +71,13 @@ async fn extract(parts: &Parts, requirement: &Requirement) -> Result<Arc<Claims>
     let reject = |e| Rejection::new(e, verifier.inner.realm.clone());
     let token = bearer_token(&parts.headers).map_err(reject)?;
     match parts.extensions.get::<Verified>() {
-        Some(Verified(claims)) if *requirement == Requirement::Authenticated => Ok(claims.clone()),
-        Some(Verified(claims)) => {
+        Some(Verified(claims, checked))
+            if *requirement == Requirement::Authenticated
+                && strictness(*checked) >= strictness(mode) =>
+        {
+            Ok(claims.clone())
+        }
+        Some(Verified(claims, _)) => {
             verifier
                 .decide(claims, token, None, requirement, mode)
                 .await

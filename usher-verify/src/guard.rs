@@ -183,7 +183,7 @@ where
             extensions.insert(guard.verifier.clone());
             extensions.insert(RouteMode(guard.mode));
             if let Some(claims) = claims {
-                extensions.insert(Verified(claims));
+                extensions.insert(Verified(claims, guard.mode));
             }
             match inner.call(request).await {
                 Ok(response) => Ok(response.into_response()),

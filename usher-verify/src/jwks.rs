@@ -4,7 +4,9 @@
 //!
 //! An unknown `kid` triggers a refetch at most once per cooldown: every fetch, for
 //! whatever reason, starts the cooldown, and misses that arrive while a fetch is in
-//! flight wait for that fetch instead of starting their own. A failed fetch keeps the
+//! flight wait for that fetch instead of starting their own, but only up to
+//! [`MAX_GATE_WAITERS`] of them: beyond that a miss is refused at once as an unknown key,
+//! so a flood of forged kids cannot pile up behind a slow fetch. A failed fetch keeps the
 //! old keys. Calls [`crate::http`] only.
 
 use std::collections::HashMap;
@@ -21,6 +23,9 @@ use tokio::time::Instant;
 
 use crate::VerifyError;
 use crate::http::{self, FetchError};
+
+/// Most requests with an unknown `kid` waiting for the fetch gate at once.
+pub(crate) const MAX_GATE_WAITERS: usize = 16;
 
 /// Longest time a JWK Set is kept without a refresh, whatever `max-age` says.
 const MAX_CACHE: Duration = Duration::from_secs(24 * 3600);
@@ -64,6 +69,8 @@ pub(crate) struct KeyCache {
     in_flight: AtomicBool,
     refreshing: AtomicBool,
     gate: tokio::sync::Mutex<()>,
+    /// Places for unknown-kid requests at the gate (see [`MAX_GATE_WAITERS`]).
+    gate_waiters: tokio::sync::Semaphore,
 }
 
 impl KeyCache {
@@ -80,6 +87,7 @@ impl KeyCache {
             in_flight: AtomicBool::new(false),
             refreshing: AtomicBool::new(false),
             gate: tokio::sync::Mutex::new(()),
+            gate_waiters: tokio::sync::Semaphore::new(MAX_GATE_WAITERS),
         }
     }
 
@@ -106,6 +114,9 @@ impl KeyCache {
         if !self.in_flight.load(Ordering::Acquire) && self.cooling_down() {
             return Err(VerifyError::UnknownKey);
         }
+        let Ok(_place) = self.gate_waiters.try_acquire() else {
+            return Err(VerifyError::UnknownKey);
+        };
         let _gate = self.gate.lock().await;
         // Whoever held the gate may just have fetched the key.
         if let Some(entry) = self.current().get(kid) {

@@ -28,28 +28,35 @@
 //! Refusals follow RFC 6750 §3: `401` with `WWW-Authenticate: Bearer realm="…",
 //! error="invalid_token", error_description="…"` (a bare `Bearer` challenge when no token
 //! was sent), `403` with `error="insufficient_scope"` for a missing role, scope or
-//! permission, `503` when live mode cannot reach usher; the body is
+//! permission, `503` when live mode cannot reach usher or feed mode has not heard from
+//! it for longer than the maximum lag; the body is
 //! `{"error": …, "error_description": …}`. Superusers meet every requirement.
 //!
 //! # Modes
 //!
 //! - [`Mode::Offline`]: the JWKS only. Cheapest; a token is accepted until it expires.
 //! - [`Mode::Feed`]: a background task long-polls usher's revocation feed (it needs the
-//!   credentials of a confidential client). Ended sessions and revoked tokens are refused
-//!   within about a second, tokens issued before their user's roles changed are refused
-//!   as stale, still with no call per request. If usher answers `410 Gone` (the
-//!   verifier was away longer than the feed's retention), every token issued before that
-//!   moment is refused as stale until it would have expired: clients refresh once.
+//!   credentials of a confidential client). Ended sessions, revoked tokens and tokens of
+//!   deleted clients are refused within about a second, tokens issued before their
+//!   user's roles changed are refused as stale, still with no call per request. If usher
+//!   answers `410 Gone` (the verifier was away longer than the feed's retention) or
+//!   `422` (a cursor this usher did not issue), every token issued before the verifier
+//!   resumed is refused as stale until it would have expired: clients refresh once. When
+//!   no poll has succeeded for longer than the maximum lag (75 s by default), feed
+//!   decisions answer 503 instead of accepting.
 //! - [`Mode::Live`]: decisions come from usher's permission check with the caller's
-//!   token, cached for 2 s per (token, question): role changes apply at once, at the
-//!   price of a call per cache miss and a dependency on usher being up (503 otherwise).
+//!   token, cached for 2 s per (token, question), and dropped for a user as soon as the
+//!   feed (when it runs) reports a change of their roles: role changes apply at once, at
+//!   the price of a call per cache miss and a dependency on usher being up (503
+//!   otherwise).
 //!
 //! # Keys
 //!
 //! The JWKS is found through discovery, cached for its `Cache-Control: max-age`, and
 //! refreshed in the background when that expires while the cached keys keep serving (so
 //! usher may be briefly unreachable). A token naming an unknown `kid` triggers at most
-//! one refetch per cooldown (30 s by default), shared by all concurrent requests.
+//! one refetch per cooldown (30 s by default, at least 1 s), shared by a bounded number
+//! of concurrent requests; further ones are refused at once.
 
 mod builder;
 mod cache;

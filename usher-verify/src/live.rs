@@ -1,7 +1,11 @@
 //! Live mode: asks usher's permission check (`GET /api/v1/authz/check?permission=P`
 //! with the caller's own token) and caches each answer, allowed or refused, for a short
 //! TTL keyed by (SHA-256 of the token, permission). Network failures are not cached:
-//! with no cached answer they become [`VerifyError::Unavailable`] (503).
+//! with no cached answer they become [`VerifyError::Unavailable`] (503). Without a token
+//! usher answers for its `anonymous` role. When the revocation feed runs, a
+//! `roles_changed` entry drops the cached answers of the user concerned (all answers
+//! for a change of role definitions), so a role taken away applies as soon as the feed
+//! reports it, not only when the TTL runs out.
 //!
 //! Role requirements in live mode ask the same endpoint with [`PROBE_PERMISSION`] and
 //! use the `roles` and `superuser` of the answer (usher's check takes no request without
@@ -45,12 +49,29 @@ struct Problem {
 
 type Key = ([u8; 32], Box<str>);
 
+/// The cache key of anonymous questions (no token hashes to it: tokens are not empty).
+const ANONYMOUS: [u8; 32] = [0; 32];
+
+/// A cached answer and whom it is about (`None`: anonymous or unknown).
+#[derive(Clone)]
+struct Cached {
+    sub: Option<Arc<str>>,
+    answer: Result<Arc<LiveDecision>, VerifyError>,
+}
+
 /// The live checker of one verifier.
-#[derive(Debug)]
 pub(crate) struct LiveChecker {
     http: reqwest::Client,
     url: String,
-    cache: moka::sync::Cache<Key, Result<Arc<LiveDecision>, VerifyError>>,
+    cache: moka::sync::Cache<Key, Cached>,
+}
+
+impl std::fmt::Debug for LiveChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveChecker")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LiveChecker {
@@ -62,24 +83,36 @@ impl LiveChecker {
             cache: moka::sync::Cache::builder()
                 .max_capacity(capacity)
                 .time_to_live(ttl.max(Duration::from_millis(1)))
+                .support_invalidation_closures()
                 .build(),
         }
     }
 
-    /// usher's decision on `permission` for the bearer of `token`.
+    /// usher's decision on `permission` for the bearer of `token` (`None`: anonymous),
+    /// whose verified subject is `sub` when known.
     pub(crate) async fn check(
         &self,
-        token: &str,
-        token_hash: [u8; 32],
+        token: Option<(&str, [u8; 32])>,
         permission: &str,
+        sub: Option<&str>,
     ) -> Result<Arc<LiveDecision>, VerifyError> {
-        let key: Key = (token_hash, permission.into());
-        if let Some(answer) = self.cache.get(&key) {
-            return answer;
+        let key: Key = (token.map_or(ANONYMOUS, |t| t.1), permission.into());
+        if let Some(cached) = self.cache.get(&key) {
+            return cached.answer;
         }
-        match self.ask(token, permission).await {
+        match self.ask(token.map(|t| t.0), permission).await {
             Ok(answer) => {
-                self.cache.insert(key, answer.clone());
+                let about: Option<Arc<str>> = token.and_then(|_| {
+                    let subject = answer.as_ref().ok().and_then(|d| d.subject.as_deref());
+                    sub.or(subject).map(Arc::from)
+                });
+                self.cache.insert(
+                    key,
+                    Cached {
+                        sub: about,
+                        answer: answer.clone(),
+                    },
+                );
                 answer
             }
             Err(e) => {
@@ -89,17 +122,36 @@ impl LiveChecker {
         }
     }
 
+    /// Drops the cached answers about `sub`, or every answer for `None` (a change of
+    /// role definitions, which may concern anyone, anonymous included).
+    pub(crate) fn forget(&self, sub: Option<&str>) {
+        let Some(sub) = sub else {
+            self.cache.invalidate_all();
+            return;
+        };
+        let sub: Arc<str> = sub.into();
+        let result = self
+            .cache
+            .invalidate_entries_if(move |_, cached| cached.sub.as_deref() == Some(&*sub));
+        if result.is_err() {
+            self.cache.invalidate_all();
+        }
+    }
+
     /// One request: `Ok(Ok(decision))`, `Ok(Err(refusal))` for a 401, or a failure.
     async fn ask(
         &self,
-        token: &str,
+        token: Option<&str>,
         permission: &str,
     ) -> Result<Result<Arc<LiveDecision>, VerifyError>, FetchError> {
-        let response = self
+        let mut request = self
             .http
             .get(&self.url)
-            .query(&[("permission", permission)])
-            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .query(&[("permission", permission)]);
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| FetchError::from_reqwest(&e))?;

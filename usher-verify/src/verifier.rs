@@ -53,7 +53,7 @@ pub(crate) struct Inner {
     pub(crate) verified: Option<VerifiedCache>,
     pub(crate) feed: Option<Arc<FeedState>>,
     pub(crate) feed_task: Option<tokio::task::AbortHandle>,
-    pub(crate) live: LiveChecker,
+    pub(crate) live: Arc<LiveChecker>,
     pub(crate) realm: Arc<str>,
     pub(crate) default_mode: Mode,
 }
@@ -186,14 +186,20 @@ impl Verifier {
         mode: Mode,
     ) -> Result<(), VerifyError> {
         match (&self.inner.feed, mode) {
-            (Some(feed), Mode::Feed | Mode::Live) => feed.check(claims)?,
+            (Some(feed), Mode::Feed | Mode::Live) => feed.check(claims, mode)?,
             (None, Mode::Feed) => return Err(VerifyError::Misconfigured),
             _ => {}
         }
         let live = |question: &str| {
             let hash = hash.unwrap_or_else(|| sha256(token));
             let question = question.to_owned();
-            async move { self.inner.live.check(token, hash, &question).await }
+            async move {
+                let token = Some((token, hash));
+                self.inner
+                    .live
+                    .check(token, &question, Some(&claims.sub))
+                    .await
+            }
         };
         let pass = match (requirement, mode) {
             (Requirement::Permission(p), _) => {
@@ -234,7 +240,16 @@ impl Verifier {
     ) -> Result<Arc<LiveDecision>, VerifyError> {
         self.inner
             .live
-            .check(token, sha256(token), permission)
+            .check(Some((token, sha256(token))), permission, None)
             .await
+    }
+
+    /// Asks usher whether an anonymous caller (usher's `anonymous` role) holds
+    /// `permission` now (cached for the live TTL), for routes open to anonymous callers.
+    pub async fn check_anonymous(
+        &self,
+        permission: &str,
+    ) -> Result<Arc<LiveDecision>, VerifyError> {
+        self.inner.live.check(None, permission, None).await
     }
 }

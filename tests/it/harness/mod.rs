@@ -26,10 +26,18 @@ use usher::token::keys::{KeyRing, SigningKey};
 
 /// Declares one behaviour test that runs on SQLite + memory and on PostgreSQL + Redis.
 /// The PostgreSQL variant skips (with a notice) when `USHER_TEST_DATABASE_URL` or
-/// `USHER_TEST_REDIS_URL` is unset. `config(|c| ...);` before `async fn` changes the
+/// `USHER_TEST_REDIS_URL` is unset. `config(|c| ...);` before `async fn` (or
+/// `async fn name(app, config = |c| ...)`) changes the
 /// configuration of both variants before start.
 #[macro_export]
 macro_rules! backend_test {
+    ($(#[$meta:meta])* async fn $name:ident($app:ident, config = $tweak:expr) $body:block) => {
+        $crate::backend_test! {
+            $(#[$meta])*
+            config($tweak);
+            async fn $name($app) $body
+        }
+    };
     ($(#[$meta:meta])* async fn $name:ident($app:ident) $body:block) => {
         $crate::backend_test! {
             $(#[$meta])*

@@ -17,7 +17,8 @@ async fn verifier(issuer: &Issuer, cooldown: Duration) -> Verifier {
 }
 
 /// Rotation: a token signed by a key published after start-up is accepted after exactly
-/// one refetch, and later tokens of that key cause no further fetch.
+/// one refetch, and later tokens of that key cause no further fetch. A zero cooldown is
+/// raised to 1 s: right after the start-up fetch the new kid is refused without a fetch.
 #[tokio::test]
 async fn jwks_rotated_key_accepted_after_one_refetch() {
     let (old, new) = (TestKey::new(0, "k-old"), TestKey::new(1, "k-new"));
@@ -25,8 +26,16 @@ async fn jwks_rotated_key_accepted_after_one_refetch() {
     let v = verifier(&issuer, Duration::ZERO).await;
     assert_eq!(issuer.jwks_hits(), 1);
     issuer.publish(&[&new, &old]);
-    let claims_new = v.verify(&new.sign(&claims(&issuer.url))).await.unwrap();
-    assert_eq!(claims_new.sub, "u1");
+    assert_eq!(
+        v.verify(&new.sign(&claims(&issuer.url))).await.unwrap_err(),
+        VerifyError::UnknownKey
+    );
+    assert_eq!(issuer.jwks_hits(), 1, "the cooldown is at least 1 s");
+    let accepted = eventually(Duration::from_secs(5), || async {
+        v.verify(&new.sign(&claims(&issuer.url))).await.is_ok()
+    })
+    .await;
+    assert!(accepted);
     assert_eq!(issuer.jwks_hits(), 2);
     v.verify(&new.sign(&claims(&issuer.url))).await.unwrap();
     v.verify(&old.sign(&claims(&issuer.url))).await.unwrap();
@@ -92,19 +101,81 @@ async fn jwks_max_age_no_refetch_before_expiry() {
 }
 
 /// Once `max-age` has expired, the next verification triggers one background refresh
-/// and is itself served from the cached keys.
+/// and is itself served from the cached keys without waiting for it: the JWKS answer is
+/// held until the test releases it, and verifications complete meanwhile. The refreshed
+/// set is used once it arrives.
 #[tokio::test]
 async fn jwks_expired_max_age_refreshes_in_background() {
-    let key = TestKey::new(0, "k1");
+    let (key, next) = (TestKey::new(0, "k1"), TestKey::new(1, "k2"));
     let issuer = Issuer::start(&[&key]).await;
     *issuer.fake.cache_control.lock().unwrap() = "public, max-age=1".into();
     let v = verifier(&issuer, Duration::ZERO).await;
-    let refreshed = eventually(Duration::from_secs(10), || async {
+    let hold = issuer.hold_jwks();
+    issuer.publish(&[&key, &next]);
+    let refreshing = eventually(Duration::from_secs(10), || async {
         v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
         issuer.jwks_hits() >= 2
     })
     .await;
-    assert!(refreshed);
+    assert!(refreshing, "a background refresh started");
+    // The refresh is held by the fake issuer: these complete without it.
+    for _ in 0..5 {
+        v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
+    }
+    assert_eq!(hold.available_permits(), 0, "nothing released yet");
+    assert_eq!(issuer.jwks_hits(), 2);
+    hold.add_permits(1);
+    let installed = eventually(Duration::from_secs(5), || async {
+        v.verify(&next.sign(&claims(&issuer.url))).await.is_ok()
+    })
+    .await;
+    assert!(installed, "the refreshed key set is used");
+    assert_eq!(issuer.jwks_hits(), 2, "no fetch beyond the background one");
+}
+
+/// While a fetch for an unknown kid is in flight (held by the fake issuer), at most a
+/// bounded number of further unknown-kid requests wait for it; the rest are refused at
+/// once as unknown keys instead of queueing behind the fetch.
+#[tokio::test]
+async fn jwks_forged_kids_do_not_queue_behind_a_fetch() {
+    let key = TestKey::new(0, "k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let v = verifier(&issuer, Duration::ZERO).await;
+    let payload = b64(&claims(&issuer.url).to_string());
+    let forged = |n: usize| {
+        let header = json!({"alg": "RS256", "typ": "at+jwt", "kid": format!("forged-{n}")});
+        format!("{}.{payload}.{}", b64(&header.to_string()), b64("sig"))
+    };
+    let hold = issuer.hold_jwks();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the 1 s cooldown, not a timing assertion
+    let first = {
+        let (v, token) = (v.clone(), forged(0));
+        tokio::spawn(async move { v.verify(&token).await })
+    };
+    assert!(eventually(Duration::from_secs(5), || async { issuer.jwks_hits() == 2 }).await);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let flood: Vec<_> = (1..=100)
+        .map(|n| {
+            let (v, token, done) = (v.clone(), forged(n), done.clone());
+            tokio::spawn(async move {
+                let r = v.verify(&token).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r
+            })
+        })
+        .collect();
+    let refused_at_once = eventually(Duration::from_secs(5), || async {
+        done.load(std::sync::atomic::Ordering::SeqCst) >= 85
+    })
+    .await;
+    assert!(refused_at_once, "at most 15 more wait for the held fetch");
+    assert_eq!(hold.available_permits(), 0, "nothing released yet");
+    hold.add_permits(1);
+    for task in flood {
+        assert_eq!(task.await.unwrap().unwrap_err(), VerifyError::UnknownKey);
+    }
+    assert_eq!(first.await.unwrap().unwrap_err(), VerifyError::UnknownKey);
+    assert_eq!(issuer.jwks_hits(), 2);
 }
 
 /// With usher down, a warm cache keeps verifying tokens of known keys, also after

@@ -10,9 +10,9 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use serde_json::json;
 use tower::ServiceExt;
-use usher_verify::{Mode, Verifier, VerifyError};
+use usher_verify::{LiveDecision, Mode, Verifier, VerifyError};
 
-use crate::support::{AUD, Issuer, TestKey, claims, eventually};
+use crate::support::{AUD, FEED_ID, FEED_SECRET, Issuer, TestKey, claims, eventually, now};
 
 async fn setup(ttl: Duration) -> (Issuer, TestKey, Verifier, Router) {
     let key = TestKey::new(0, "k1");
@@ -136,4 +136,89 @@ async fn live_unreachable_is_503_and_ended_session_401() {
         v.authenticate(&again, Mode::Live).await.unwrap_err(),
         VerifyError::SessionEnded
     );
+}
+
+/// With the revocation feed running, a `roles_changed` entry for a user drops that
+/// user's cached live answers: a permission taken away is refused as soon as the feed
+/// reports it, long before the (here 60 s) cache would expire; other users' answers
+/// stay cached.
+#[tokio::test]
+async fn live_cache_evicted_by_roles_changed_entry() {
+    let key = TestKey::new(0, "k1");
+    let issuer = Issuer::start(&[&key]).await;
+    let v = Verifier::builder(&issuer.url, AUD)
+        .feed_credentials(FEED_ID, FEED_SECRET)
+        .live_ttl(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            v.feed_last_sync() > Some(0)
+        })
+        .await
+    );
+    let app = Router::new()
+        .route(
+            "/stream",
+            get(|| async { "ok" }).layer(v.require_permission("films:watch_recent")),
+        )
+        .layer(v.layer());
+    grant(&issuer, "u1", &["subscriber"], &["films:watch_recent"]);
+    grant(&issuer, "u2", &["subscriber"], &["films:watch_recent"]);
+    let mine = key.sign(&claims(&issuer.url));
+    let mut c = claims(&issuer.url);
+    c["sub"] = json!("u2");
+    c["sid"] = json!("s2");
+    let other = key.sign(&c);
+    assert_eq!(status(&app, "/stream", &mine).await.0, StatusCode::OK);
+    assert_eq!(status(&app, "/stream", &other).await.0, StatusCode::OK);
+    assert_eq!(issuer.fake.live_hits.load(Ordering::SeqCst), 2);
+    grant(&issuer, "u1", &[], &[]);
+    assert_eq!(
+        status(&app, "/stream", &mine).await.0,
+        StatusCode::OK,
+        "cached"
+    );
+    issuer
+        .fake
+        .push(json!({"kind": "roles_changed", "sub": "u1", "at": now()}));
+    let refused = eventually(Duration::from_secs(2), || async {
+        status(&app, "/stream", &mine).await.0 == StatusCode::FORBIDDEN
+    })
+    .await;
+    assert!(refused, "evicted by the feed entry, not by the 60 s TTL");
+    let hits = issuer.fake.live_hits.load(Ordering::SeqCst);
+    assert_eq!(status(&app, "/stream", &other).await.0, StatusCode::OK);
+    assert_eq!(
+        issuer.fake.live_hits.load(Ordering::SeqCst),
+        hits,
+        "u2 still cached"
+    );
+}
+
+/// Routes open to anonymous callers can ask what usher's `anonymous` role may do: the
+/// question is sent without a token and the answer (subject null) is cached.
+#[tokio::test]
+async fn live_anonymous_check_asks_without_a_token() {
+    let (issuer, _key, v, _app) = setup(Duration::from_secs(60)).await;
+    grant(&issuer, "anonymous", &["anonymous"], &["films:list"]);
+    let listed = v.check_anonymous("films:list").await.unwrap();
+    assert_eq!(
+        *listed,
+        LiveDecision {
+            allowed: true,
+            subject: None,
+            roles: vec!["anonymous".into()],
+            superuser: false
+        }
+    );
+    assert!(
+        !v.check_anonymous("films:watch_recent")
+            .await
+            .unwrap()
+            .allowed
+    );
+    v.check_anonymous("films:list").await.unwrap();
+    assert_eq!(issuer.fake.live_hits.load(Ordering::SeqCst), 2, "cached");
 }

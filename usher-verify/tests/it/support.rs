@@ -125,6 +125,9 @@ pub(crate) struct Fake {
     pub(crate) cache_control: Mutex<String>,
     /// Delay before answering the JWKS.
     pub(crate) jwks_delay: Mutex<Duration>,
+    /// When set, each JWKS answer waits for a permit of this semaphore (the test
+    /// releases them).
+    pub(crate) jwks_hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     /// JWKS requests.
     pub(crate) jwks_hits: AtomicUsize,
     /// Issuer named by discovery, if not the real one.
@@ -139,7 +142,8 @@ pub(crate) struct Fake {
     pub(crate) waits_seen: Mutex<Vec<u64>>,
     /// Wakes held long polls.
     pub(crate) feed_changed: Notify,
-    /// Live table: sub -> (roles, permissions).
+    /// Live table: sub -> (roles, permissions); `anonymous` answers requests without a
+    /// token.
     pub(crate) live: Mutex<HashMap<String, Grants>>,
     /// Sessions usher considers ended (live check answers 401).
     pub(crate) live_ended: Mutex<HashSet<String>>,
@@ -203,6 +207,13 @@ impl Issuer {
         *self.fake.keys.lock().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
     }
 
+    /// Makes every later JWKS answer wait for [`Self::release_jwks`]; returns the gate.
+    pub(crate) fn hold_jwks(&self) -> Arc<tokio::sync::Semaphore> {
+        let hold = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.fake.jwks_hold.lock().unwrap() = Some(hold.clone());
+        hold
+    }
+
     /// JWKS requests so far.
     pub(crate) fn jwks_hits(&self) -> usize {
         self.fake.jwks_hits.load(Ordering::SeqCst)
@@ -233,6 +244,10 @@ async fn discovery(State((fake, url)): State<AppState>) -> Json<Value> {
 
 async fn jwks(State((fake, _)): State<AppState>) -> Response {
     fake.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let hold = fake.jwks_hold.lock().unwrap().clone();
+    if let Some(hold) = hold {
+        hold.acquire().await.unwrap().forget();
+    }
     let delay = *fake.jwks_delay.lock().unwrap();
     tokio::time::sleep(delay).await;
     let keys = fake.keys.lock().unwrap().clone();
@@ -313,8 +328,13 @@ async fn check(
     if fake.live_down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    let Some((sub, sid)) = subject_of(&headers) else {
-        return StatusCode::UNAUTHORIZED.into_response();
+    let (sub, sid) = match subject_of(&headers) {
+        Some(found) => found,
+        None if headers.contains_key(AUTHORIZATION) => {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        // No token: usher answers for its `anonymous` role (subject null).
+        None => ("anonymous".to_owned(), None),
     };
     if sid.is_some_and(|sid| fake.live_ended.lock().unwrap().contains(&sid)) {
         let body = json!({"status": 401, "code": "session_ended"});
@@ -330,9 +350,10 @@ async fn check(
         .unwrap_or_default();
     let superuser = roles.iter().any(|r| r == "!superuser");
     let roles: Vec<String> = roles.into_iter().filter(|r| r != "!superuser").collect();
+    let subject = (sub != "anonymous").then_some(sub);
     let mut body = json!({
         "allowed": superuser || permissions.contains(&permission),
-        "subject": sub,
+        "subject": subject,
         "roles": roles,
     });
     if superuser {

@@ -1,19 +1,26 @@
 //! The cinema's movie API: a small catalogue service protected by `usher-verify`.
 //!
 //! - `GET /films` is open to everyone, anonymous included, and shows each film's label.
-//! - `GET /films/{id}/watch`: anyone may watch a `catalogue` film, no token needed. A
-//!   `recent` film needs the `subscriber` role, read from the token and checked against
-//!   usher's revocation feed (feed mode: a logout is refused within about a second).
-//! - `GET /films/{id}/watch-live`: the same, but a `recent` film needs the permission
-//!   `films:watch_recent` per usher's live check (a role taken away is refused at once).
-//! - `PUT /films/labels` takes the labels of the ETL step ([`run_etl`]), which signs in
-//!   to usher with the `client_credentials` grant: a service token with the scope
-//!   `films:label`, verified by the same [`Verifier`].
+//! - `GET /films/{id}/watch` is open to everyone too: anyone may watch a `catalogue`
+//!   film. A `recent` film needs the `subscriber` role, read from the token and checked
+//!   against usher's revocation feed (feed mode: a logout is refused within about a
+//!   second), or else the permission `films:watch_recent` per usher's live check. A
+//!   caller without a token is usher's `anonymous` principal: the live check answers
+//!   for that role.
+//! - `GET /films/{id}/watch-live`: the same, but a `recent` film needs
+//!   `films:watch_recent` per usher's live check only (a role taken away is refused as
+//!   soon as the feed reports it, or when the 2 s live cache expires).
+//! - `PUT /films/labels` takes the labels of the ETL step ([`etl::run_etl`]), which
+//!   signs in to usher with the `client_credentials` grant: a service token with the
+//!   scope `films:label`, verified by the same [`Verifier`]. The ETL runs at start and
+//!   then every `MOVIE_API_ETL_INTERVAL_SECS` (a day by default).
 //!
-//! The superuser can watch anything. Refusals come from the verifier (RFC 6750 §3): 401
-//! for a missing or bad token, 403 with `insufficient_scope` for a missing role or
-//! permission. A film the ETL has not labelled yet is treated as `recent`, so the rule
-//! fails closed.
+//! The superuser can watch anything. A caller who may not watch a recent film gets 403
+//! with `{"error", "error_description"}` saying a subscription is needed: with
+//! `WWW-Authenticate: Bearer realm="cinema"` when no token was sent (signing in may
+//! help), with `error="insufficient_scope"` otherwise. A bad, ended or stale token is 401
+//! from the verifier (RFC 6750 §3), and 503 when usher is needed and unreachable. A film
+//! the ETL has not labelled yet is treated as `recent`, so the rule fails closed.
 //!
 //! ```text
 //! MOVIE_API_ISSUER=https://id.cinema.example MOVIE_API_CLIENT_ID=… \
@@ -23,12 +30,15 @@
 //! The client must be a confidential client of usher allowed `client_credentials` with
 //! the scope `films:label`; the movie API uses it for the revocation feed too.
 
+mod etl;
+
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -38,8 +48,11 @@ use time::Date;
 use time::format_description::BorrowedFormatItem;
 use time::macros::{date, format_description};
 use usher_verify::{
-    Authenticated, Mode, Rejection, Requirement, Verifier, VerifierBuilder, bearer_token,
+    Authenticated, Mode, Rejection, Requirement, Verifier, VerifierBuilder, VerifyError,
+    bearer_token,
 };
+
+pub use etl::{label, run_etl, run_etl_every};
 
 /// The audience of usher's access tokens for the cinema's services (`USHER_AUDIENCE`).
 pub const AUDIENCE: &str = "cinema";
@@ -114,24 +127,13 @@ pub fn catalogue() -> Vec<Film> {
     ]
 }
 
-/// `recent` when `released` is less than 3 years before `today`, else `catalogue`. A
-/// film released exactly 3 years ago is `catalogue`; on 29 February the cut-off is
-/// 28 February.
-pub fn label(released: Date, today: Date) -> Label {
-    let year = today.year() - 3;
-    let cutoff = today
-        .replace_year(year)
-        .or_else(|_| today.replace_day(28).and_then(|d| d.replace_year(year)))
-        .unwrap_or(Date::MIN);
-    if released > cutoff {
-        Label::Recent
-    } else {
-        Label::Catalogue
-    }
-}
+/// How often the ETL runs by default (`MOVIE_API_ETL_INTERVAL_SECS`).
+pub const ETL_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
 /// A verifier builder for the movie API: usher's issuer, the cinema audience, and the
 /// client's credentials for the revocation feed (which makes feed mode the default).
+/// Every other setting is the crate's default (live answers cached for 2 s and dropped
+/// when the feed reports a role change).
 pub fn verifier_builder(config: &Config) -> VerifierBuilder {
     Verifier::builder(&config.issuer, AUDIENCE)
         .feed_credentials(&config.client_id, &config.client_secret)
@@ -221,8 +223,17 @@ async fn list_films(State(api): State<MovieApi>) -> Json<Listing> {
     Json(Listing { films })
 }
 
-/// `GET /films/{id}/watch`: a recent film needs the `subscriber` role from the token, in
-/// feed mode (offline when the verifier has no feed).
+/// Who may watch a recent film on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// The `subscriber` role from the token in this mode, else the live permission.
+    RoleOrPermission(Mode),
+    /// The live permission only.
+    Permission,
+}
+
+/// `GET /films/{id}/watch`: a recent film needs the `subscriber` role from the token in
+/// feed mode (offline when the verifier has no feed), or `films:watch_recent` live.
 async fn watch(
     State(api): State<MovieApi>,
     Path(id): Path<String>,
@@ -233,8 +244,7 @@ async fn watch(
     } else {
         Mode::Offline
     };
-    let requirement = Requirement::Role(SUBSCRIBER.into());
-    watch_film(&api, &id, &headers, &requirement, mode).await
+    watch_film(&api, &id, &headers, Rule::RoleOrPermission(mode)).await
 }
 
 /// `GET /films/{id}/watch-live`: a recent film needs `films:watch_recent` now, per
@@ -244,19 +254,12 @@ async fn watch_live(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let requirement = Requirement::Permission(WATCH_RECENT.into());
-    watch_film(&api, &id, &headers, &requirement, Mode::Live).await
+    watch_film(&api, &id, &headers, Rule::Permission).await
 }
 
-/// Lets anyone watch a catalogue film; a recent (or not yet labelled) film needs a token
-/// meeting `requirement` in `mode`. The answer names the stream and the viewer.
-async fn watch_film(
-    api: &MovieApi,
-    id: &str,
-    headers: &HeaderMap,
-    requirement: &Requirement,
-    mode: Mode,
-) -> Response {
+/// Lets anyone watch a catalogue film; a recent (or not yet labelled) film needs the
+/// caller to meet `rule`. The answer names the stream and the viewer.
+async fn watch_film(api: &MovieApi, id: &str, headers: &HeaderMap, rule: Rule) -> Response {
     let Some(film) = api.film(id) else {
         let body = json!({"error": "not_found", "error_description": "no such film"});
         return (StatusCode::NOT_FOUND, Json(body)).into_response();
@@ -265,14 +268,9 @@ async fn watch_film(
     let viewer = if label == Some(Label::Catalogue) {
         None
     } else {
-        let refuse = |e| Rejection::new(e, api.verifier.realm().into()).into_response();
-        let token = match bearer_token(headers) {
-            Ok(token) => token,
-            Err(e) => return refuse(e),
-        };
-        match api.verifier.authorize(token, requirement, mode).await {
-            Ok(claims) => Some(claims.sub.clone()),
-            Err(e) => return refuse(e),
+        match may_watch_recent(api, headers, rule).await {
+            Ok(viewer) => viewer,
+            Err(refusal) => return refusal,
         }
     };
     Json(json!({
@@ -283,6 +281,78 @@ async fn watch_film(
         "viewer": viewer,
     }))
     .into_response()
+}
+
+/// Whether the caller may watch a recent film under `rule`: the viewer's `sub` (`None`
+/// for anonymous), or the refusal to send.
+async fn may_watch_recent(
+    api: &MovieApi,
+    headers: &HeaderMap,
+    rule: Rule,
+) -> Result<Option<String>, Response> {
+    let verifier = &api.verifier;
+    let refuse = |e| Rejection::new(e, verifier.realm().into()).into_response();
+    let token = match bearer_token(headers) {
+        Ok(token) => token,
+        // No token: the anonymous principal, whose rights are usher's `anonymous` role.
+        Err(VerifyError::Missing) => {
+            return match verifier.check_anonymous(WATCH_RECENT).await {
+                Ok(decision) if decision.allowed => Ok(None),
+                Ok(_) => Err(subscription_needed(verifier, false)),
+                Err(e) => Err(refuse(e)),
+            };
+        }
+        Err(e) => return Err(refuse(e)),
+    };
+    let permission = Requirement::Permission(WATCH_RECENT.into());
+    let decision = match rule {
+        Rule::RoleOrPermission(mode) => {
+            let role = Requirement::Role(SUBSCRIBER.into());
+            match verifier.authorize(token, &role, mode).await {
+                Err(VerifyError::InsufficientRole(_)) => {
+                    verifier.authorize(token, &permission, Mode::Live).await
+                }
+                other => other,
+            }
+        }
+        Rule::Permission => verifier.authorize(token, &permission, Mode::Live).await,
+    };
+    match decision {
+        Ok(claims) => Ok(Some(claims.sub.clone())),
+        Err(VerifyError::InsufficientRole(_) | VerifyError::InsufficientPermission(_)) => {
+            Err(subscription_needed(verifier, true))
+        }
+        Err(e) => Err(refuse(e)),
+    }
+}
+
+/// The 403 of a caller who may not watch a recent film. With a token: RFC 6750
+/// `insufficient_scope`. Without one: `access_denied` and a bare `Bearer` challenge in
+/// the realm, telling the client that signing in may help.
+fn subscription_needed(verifier: &Verifier, with_token: bool) -> Response {
+    let realm = verifier.realm();
+    let (error, description, challenge) = if with_token {
+        let description = "a subscription is needed to watch this film";
+        let challenge = format!(
+            "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{description}\""
+        );
+        ("insufficient_scope", description, challenge)
+    } else {
+        let description = "a subscription is needed to watch this film; sign in as a subscriber";
+        (
+            "access_denied",
+            description,
+            format!("Bearer realm=\"{realm}\""),
+        )
+    };
+    let body = json!({"error": error, "error_description": description});
+    let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// `PUT /films/labels` (behind the `films:label` scope guard): replaces the labels of
@@ -313,117 +383,9 @@ async fn put_labels(
     Json(json!({"labelled": count, "client_id": caller.client_id})).into_response()
 }
 
-/// Why the ETL step failed. No variant carries a secret or a token.
-#[derive(Debug, thiserror::Error)]
-pub enum EtlError {
-    /// usher's discovery document or token endpoint could not be used.
-    #[error("cannot get a token from usher: {0}")]
-    Issuer(String),
-    /// The movie API's listing could not be read.
-    #[error("cannot read the catalogue: {0}")]
-    Catalogue(String),
-    /// The movie API refused the labels.
-    #[error("the movie API refused the labels: {0}")]
-    Load(StatusCode),
-}
-
-/// The fields of usher's discovery document the ETL needs.
-#[derive(Deserialize)]
-struct Discovery {
-    /// Where to ask for tokens.
-    token_endpoint: String,
-}
-
-/// The fields of a token response the ETL needs.
-#[derive(Deserialize)]
-struct TokenResponse {
-    /// The service token.
-    access_token: String,
-}
-
-/// The ETL step: reads the listing of the movie API at `movie_api`, labels each film
-/// as of `today`, gets a service token from usher (`client_credentials`, scope
-/// `films:label`, client_secret_basic) and sends the labels to `PUT /films/labels`.
-/// Returns the labels sent, sorted by film id.
-pub async fn run_etl(
-    config: &Config,
-    movie_api: &str,
-    today: Date,
-) -> Result<Vec<(String, Label)>, EtlError> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|_| EtlError::Issuer("no HTTP client".into()))?;
-    let movie_api = movie_api.trim_end_matches('/');
-    let catalogue = |e: reqwest::Error| EtlError::Catalogue(e.without_url().to_string());
-    let listing: Listing = http
-        .get(format!("{movie_api}/films"))
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(catalogue)?
-        .json()
-        .await
-        .map_err(catalogue)?;
-    let mut labels = Vec::with_capacity(listing.films.len());
-    for film in listing.films {
-        let released = Date::parse(&film.released, DATE)
-            .map_err(|_| EtlError::Catalogue(format!("bad release date of {}", film.id)))?;
-        labels.push((film.id, label(released, today)));
-    }
-    labels.sort_by(|a, b| a.0.cmp(&b.0));
-    let token = service_token(&http, config).await?;
-    let body = Labels {
-        labels: labels.iter().cloned().collect(),
-    };
-    let response = http
-        .put(format!("{movie_api}/films/labels"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| EtlError::Catalogue(e.without_url().to_string()))?;
-    if response.status() != StatusCode::OK {
-        return Err(EtlError::Load(response.status()));
-    }
-    Ok(labels)
-}
-
-/// A `client_credentials` token (RFC 6749 §4.4) with the scope `films:label`, from the
-/// token endpoint named by usher's discovery document.
-async fn service_token(http: &reqwest::Client, config: &Config) -> Result<String, EtlError> {
-    let issuer_error = |e: reqwest::Error| EtlError::Issuer(e.without_url().to_string());
-    let discovery_url = format!(
-        "{}/.well-known/openid-configuration",
-        config.issuer.trim_end_matches('/')
-    );
-    let discovery: Discovery = http
-        .get(discovery_url)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(issuer_error)?
-        .json()
-        .await
-        .map_err(issuer_error)?;
-    // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic encoding.
-    let form = |text: &str| form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>();
-    let token: TokenResponse = http
-        .post(discovery.token_endpoint)
-        .basic_auth(form(&config.client_id), Some(form(&config.client_secret)))
-        .form(&[("grant_type", "client_credentials"), ("scope", LABEL_SCOPE)])
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(issuer_error)?
-        .json()
-        .await
-        .map_err(issuer_error)?;
-    Ok(token.access_token)
-}
-
 /// Reads the configuration from the environment, starts the movie API, labels the
-/// films once with the ETL, and serves until stopped.
+/// films at once and then every `MOVIE_API_ETL_INTERVAL_SECS` (default a day) with the
+/// ETL, and serves until stopped.
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt::init();
@@ -433,12 +395,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         client_id: env("MOVIE_API_CLIENT_ID")?,
         client_secret: env("MOVIE_API_CLIENT_SECRET")?,
     };
+    let every = match std::env::var("MOVIE_API_ETL_INTERVAL_SECS") {
+        Ok(text) => match text.parse::<u64>() {
+            Ok(secs) if secs > 0 => Duration::from_secs(secs),
+            _ => return Err("MOVIE_API_ETL_INTERVAL_SECS must be a positive integer".into()),
+        },
+        Err(_) => ETL_INTERVAL,
+    };
     let listener = tokio::net::TcpListener::bind(env("MOVIE_API_BIND")?).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let verifier = verifier_builder(&config).build().await?;
     let server = tokio::spawn(axum::serve(listener, app(verifier)).into_future());
-    let labels = run_etl(&config, &base, time::OffsetDateTime::now_utc().date()).await?;
-    tracing::info!(films = labels.len(), %base, "movie API labelled and serving");
+    tracing::info!(%base, "movie API serving");
+    let today = || time::OffsetDateTime::now_utc().date();
+    tokio::spawn(run_etl_every(config, base, every, today));
     server.await??;
     Ok(())
 }
