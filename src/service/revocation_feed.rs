@@ -46,8 +46,8 @@ pub struct FeedItem {
     /// The revoked token id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// Unix seconds.
-    pub at: i64,
+    /// When the change was written (RFC 3339, UTC).
+    pub at: String,
     /// The cursor just after this entry (SSE `id`).
     #[serde(skip)]
     pub cursor: String,
@@ -286,7 +286,7 @@ pub async fn read(
                     sid: c.sid,
                     sub: c.sub,
                     jti: c.jti,
-                    at: c.at,
+                    at: crate::clock::rfc3339(c.at),
                 })
                 .collect();
             return Ok(FeedPage {

@@ -248,7 +248,7 @@ backend_test! {
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
         let page = feed(&app, &id, &secret, &format!("?since={cursor}")).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
-        assert_eq!(page.body["items"], json!([{"kind": "client_deleted", "sub": other, "at": app.clock_now()}]));
+        assert_eq!(page.body["items"], json!([{"kind": "client_deleted", "sub": other, "at": usher::clock::rfc3339(app.clock_now())}]));
         assert!(app.store().find_client(&other).await.unwrap().is_none());
     }
 }
@@ -303,7 +303,7 @@ backend_test! {
         assert_eq!(event.event.as_deref(), Some("session_ended"));
         let (_, claims) = decode_jwt(&u.tokens.access);
         let data: Value = serde_json::from_str(&event.data).unwrap();
-        assert_eq!(data, json!({"kind": "session_ended", "sid": claims["sid"], "sub": u.id, "at": app.clock_now()}));
+        assert_eq!(data, json!({"kind": "session_ended", "sid": claims["sid"], "sub": u.id, "at": usher::clock::rfc3339(app.clock_now())}));
         let page = feed(&app, &id, &secret, &format!("?since={}", first.data)).await;
         assert_eq!(page.body["items"], json!([data]));
         assert_eq!(event.id.as_deref(), page.body["next_cursor"].as_str(), "the id is the cursor after the entry");

@@ -117,8 +117,24 @@ pub(crate) struct FeedItem {
     sub: Option<String>,
     #[serde(default)]
     jti: Option<String>,
-    #[serde(default)]
-    at: Option<f64>,
+    #[serde(default, deserialize_with = "time_of_entry")]
+    at: Option<i64>,
+}
+
+/// `at` as usher writes it (RFC 3339), or as Unix seconds; anything else counts as
+/// missing ("now").
+fn time_of_entry<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use time::format_description::well_known::Rfc3339;
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => time::OffsetDateTime::parse(&s, &Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp()),
+        serde_json::Value::Number(n) => n
+            .as_f64()
+            .filter(|a| a.is_finite() && a.abs() < 1e15)
+            .map(|a| a.floor() as i64),
+        _ => None,
+    })
 }
 
 fn bump(map: &mut HashMap<String, i64>, key: &str, at: i64) {
@@ -214,10 +230,7 @@ impl FeedState {
     pub(crate) fn apply(&self, items: &[FeedItem], now: i64) {
         let mut r = self.revoked.write().unwrap_or_else(|e| e.into_inner());
         for item in items {
-            let at = item
-                .at
-                .filter(|a| a.is_finite())
-                .map_or(now, |a| a.floor() as i64);
+            let at = item.at.unwrap_or(now);
             match (item.kind.as_str(), &item.sid, &item.sub, &item.jti) {
                 ("session_ended", Some(sid), _, _) => bump(&mut r.sids, sid, at),
                 ("token_revoked", _, _, Some(jti)) => bump(&mut r.jtis, jti, at),

@@ -24,7 +24,7 @@ fn item(kind: &str, sid: Option<&str>, sub: Option<&str>, jti: Option<&str>, at:
         sid: sid.map(Into::into),
         sub: sub.map(Into::into),
         jti: jti.map(Into::into),
-        at: Some(at as f64),
+        at: Some(at),
     }
 }
 
@@ -221,4 +221,24 @@ fn role_changes_reach_the_listener() {
         1,
     );
     assert_eq!(*seen.lock().unwrap(), vec![Some("u1".to_owned()), None]);
+}
+
+/// An entry's `at` is read as usher writes it (RFC 3339) or as Unix seconds; anything
+/// else (a bad date, a boolean, an absurd number) counts as missing, so one odd entry
+/// cannot stall the feed.
+#[test]
+fn entry_times_parse_leniently() {
+    let at = |v: serde_json::Value| {
+        serde_json::from_value::<FeedItem>(serde_json::json!({"kind": "session_ended", "at": v}))
+            .unwrap()
+            .at
+    };
+    assert_eq!(at("2026-11-25T12:31:40Z".into()), Some(1_795_609_900));
+    assert_eq!(at("2026-11-25T13:31:40+01:00".into()), Some(1_795_609_900));
+    assert_eq!(at(1_795_609_900.into()), Some(1_795_609_900));
+    assert_eq!(at(1_795_609_900.7.into()), Some(1_795_609_900));
+    assert_eq!(at("yesterday".into()), None);
+    assert_eq!(at(true.into()), None);
+    assert_eq!(at(1e300.into()), None);
+    assert_eq!(at(serde_json::Value::Null), None);
 }

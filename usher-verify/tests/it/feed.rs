@@ -12,7 +12,9 @@ use serde_json::json;
 use tower::ServiceExt;
 use usher_verify::{Authenticated, Mode, Verifier, VerifyError};
 
-use crate::support::{AUD, FEED_ID, FEED_SECRET, Issuer, TestKey, claims, eventually, now};
+use crate::support::{
+    AUD, FEED_ID, FEED_SECRET, Issuer, TestKey, claims, eventually, now, rfc3339,
+};
 
 async fn feed_verifier(issuer: &Issuer, resume: Option<&str>) -> Verifier {
     let mut builder = Verifier::builder(&issuer.url, AUD).feed_credentials(FEED_ID, FEED_SECRET);
@@ -47,7 +49,7 @@ async fn feed_session_ended_refused_within_a_second() {
     let pushed = Instant::now();
     issuer
         .fake
-        .push(json!({"kind": "session_ended", "sid": "s1", "sub": "u1", "at": now()}));
+        .push(json!({"kind": "session_ended", "sid": "s1", "sub": "u1", "at": rfc3339(now())}));
     let refused = eventually(Duration::from_secs(1), || async {
         v.authenticate(&mine, Mode::Feed).await == Err(VerifyError::SessionEnded)
     })
@@ -96,10 +98,10 @@ async fn feed_roles_changed_and_token_revoked() {
 
     issuer
         .fake
-        .push(json!({"kind": "roles_changed", "sub": "u1", "at": at}));
-    issuer
-        .fake
-        .push(json!({"kind": "token_revoked", "jti": "revoked-jti", "sub": "svc", "at": at}));
+        .push(json!({"kind": "roles_changed", "sub": "u1", "at": rfc3339(at)}));
+    issuer.fake.push(
+        json!({"kind": "token_revoked", "jti": "revoked-jti", "sub": "svc", "at": rfc3339(at)}),
+    );
     let applied = eventually(Duration::from_secs(1), || async {
         v.authenticate(&service, Mode::Feed).await == Err(VerifyError::Revoked)
     })
@@ -276,7 +278,7 @@ async fn feed_client_deleted_refuses_its_tokens() {
     v.authenticate(&service, Mode::Feed).await.unwrap();
     issuer
         .fake
-        .push(json!({"kind": "client_deleted", "sub": "old-etl", "at": now()}));
+        .push(json!({"kind": "client_deleted", "sub": "old-etl", "at": rfc3339(now())}));
     let refused = eventually(Duration::from_secs(1), || async {
         v.authenticate(&service, Mode::Feed).await == Err(VerifyError::Revoked)
     })
@@ -318,7 +320,7 @@ async fn feed_extractor_does_not_reuse_offline_verification() {
     assert_eq!(call().await, (StatusCode::OK, None));
     issuer
         .fake
-        .push(json!({"kind": "session_ended", "sid": "s1", "sub": "u1", "at": now()}));
+        .push(json!({"kind": "session_ended", "sid": "s1", "sub": "u1", "at": rfc3339(now())}));
     let refused = eventually(Duration::from_secs(1), || async {
         call().await.0 == StatusCode::UNAUTHORIZED
     })

@@ -12,7 +12,9 @@ use serde_json::json;
 use tower::ServiceExt;
 use usher_verify::{LiveDecision, Mode, Verifier, VerifyError};
 
-use crate::support::{AUD, FEED_ID, FEED_SECRET, Issuer, TestKey, claims, eventually, now};
+use crate::support::{
+    AUD, FEED_ID, FEED_SECRET, Issuer, TestKey, claims, eventually, now, rfc3339,
+};
 
 async fn setup(ttl: Duration) -> (Issuer, TestKey, Verifier, Router) {
     let key = TestKey::new(0, "k1");
@@ -182,7 +184,7 @@ async fn live_cache_evicted_by_roles_changed_entry() {
     );
     issuer
         .fake
-        .push(json!({"kind": "roles_changed", "sub": "u1", "at": now()}));
+        .push(json!({"kind": "roles_changed", "sub": "u1", "at": rfc3339(now())}));
     let refused = eventually(Duration::from_secs(2), || async {
         status(&app, "/stream", &mine).await.0 == StatusCode::FORBIDDEN
     })

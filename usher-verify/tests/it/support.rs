@@ -101,6 +101,14 @@ pub(crate) fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// `unix` as usher writes feed times: RFC 3339, UTC.
+pub(crate) fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 /// Valid usher claims for `issuer`, with a unique `jti`; tests edit them.
 pub(crate) fn claims(issuer: &str) -> Value {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
