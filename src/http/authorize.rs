@@ -10,14 +10,16 @@ use tower_sessions::Session;
 
 use super::extract::Meta;
 use super::pages::{
-    PageForm, csrf_ok, csrf_refused, csrf_token, current_login, message, page, safe_return,
-    service_error, set_login,
+    PageForm, csrf_ok, csrf_refused, csrf_token, current_login, form_errors, message, page,
+    safe_return, service_error, set_login,
 };
 use crate::AppState;
 use crate::service::accounts::{self, LoginMethod, SignUp};
-use crate::service::authorize::{self, AuthorizeError, AuthorizeRequest, BrowserLogin, Step};
+use crate::service::authorize::{
+    self, AuthorizeError, AuthorizeRequest, BrowserLogin, Step, Untrusted,
+};
 use crate::service::{RequestMeta, ServiceError, clients, sessions};
-use crate::templates::{ConsentPage, LoginPage, SignupPage, scope_words};
+use crate::templates::{ConsentPage, FormError, LoginPage, Msg, SignupPage};
 
 fn step_response(step: Step) -> Response {
     match step {
@@ -27,13 +29,20 @@ fn step_response(step: Step) -> Response {
     }
 }
 
+fn untrusted(why: Untrusted) -> Msg {
+    match why {
+        Untrusted::Repeated => Msg::AuthorizeRepeated,
+        Untrusted::NoClientId => Msg::AuthorizeNoClientId,
+        Untrusted::UnknownClient => Msg::AuthorizeUnknownClient,
+        Untrusted::NoRedirectUri => Msg::AuthorizeNoRedirectUri,
+        Untrusted::RedirectUriFragment => Msg::AuthorizeRedirectUriFragment,
+        Untrusted::RedirectUriNotRegistered => Msg::AuthorizeRedirectUriNotRegistered,
+    }
+}
+
 fn authorize_error(e: AuthorizeError) -> Response {
     match e {
-        AuthorizeError::Page(why) => message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in request is not valid",
-            why,
-        ),
+        AuthorizeError::Page(why) => message(StatusCode::BAD_REQUEST, untrusted(why)),
         AuthorizeError::Redirect(url) => Redirect::to(&url).into_response(),
         AuthorizeError::Service(e) => service_error(e),
     }
@@ -44,7 +53,10 @@ async fn run(app: &AppState, session: &Session, params: Vec<(String, String)>) -
         Ok(ok) => ok,
         Err(e) => return authorize_error(e),
     };
-    let login = current_login(app, session).await;
+    let login = match current_login(app, session).await {
+        Ok(login) => login,
+        Err(e) => return service_error(e),
+    };
     match authorize::proceed(app, &req, login.as_ref()).await {
         Ok(step) => step_response(step),
         Err(e) => authorize_error(e),
@@ -63,21 +75,22 @@ pub async fn authorize_get(
     run(&app, &session, params).await
 }
 
-/// `POST /oauth2/authorize` (form-encoded).
-pub async fn authorize_post(
-    State(app): State<AppState>,
-    session: Session,
-    form: PageForm,
-) -> Response {
-    run(&app, &session, form.0).await
+/// `POST /oauth2/authorize` (form-encoded). A cross-site POST does not carry the
+/// `SameSite=Lax` browser cookie, so a valid request is answered with a 303 to the same
+/// request as a GET, which does carry it (single sign-on, `prompt=none`).
+pub async fn authorize_post(State(app): State<AppState>, form: PageForm) -> Response {
+    if let Err(e) = authorize::validate(&app, &form.0).await {
+        return authorize_error(e);
+    }
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in &form.0 {
+        ser.append_pair(k, v);
+    }
+    Redirect::to(&format!("/oauth2/authorize?{}", ser.finish())).into_response()
 }
 
 fn expired_request() -> Response {
-    message(
-        StatusCode::BAD_REQUEST,
-        "This sign-in link has expired",
-        "Go back to the app you came from and sign in again.",
-    )
+    message(StatusCode::BAD_REQUEST, Msg::RequestExpired)
 }
 
 async fn login_page(
@@ -86,7 +99,7 @@ async fn login_page(
     request: Option<&str>,
     return_to: Option<String>,
     login: String,
-    error: Option<String>,
+    failed: bool,
     status: StatusCode,
 ) -> Response {
     let csrf = match csrf_token(session).await {
@@ -120,7 +133,7 @@ async fn login_page(
         LoginPage {
             csrf,
             login,
-            error,
+            failed,
             request: request.map(str::to_owned),
             return_to,
             client_name,
@@ -137,8 +150,14 @@ pub async fn login_get(
 ) -> Response {
     let request = q.get("request").map(String::as_str);
     let return_to = safe_return(q.get("return_to").map(String::as_str));
-    if request.is_none() && current_login(&app, &session).await.is_some() {
-        return Redirect::to(return_to.as_deref().unwrap_or("/account")).into_response();
+    if request.is_none() {
+        match current_login(&app, &session).await {
+            Ok(Some(_)) => {
+                return Redirect::to(return_to.as_deref().unwrap_or("/account")).into_response();
+            }
+            Ok(None) => {}
+            Err(e) => return service_error(e),
+        }
     }
     login_page(
         &app,
@@ -146,14 +165,16 @@ pub async fn login_get(
         request,
         return_to,
         String::new(),
-        None,
+        false,
         StatusCode::OK,
     )
     .await
 }
 
-/// After a successful login or sign-up: start the browser session, then continue the
-/// parked authorization request or go to the return address.
+/// After a successful login or sign-up: start the browser session (or, for the same
+/// user signing in again, renew it, keeping the sessions opened through it), then
+/// continue the parked authorization request or go to the return address. Either way
+/// the cookie gets a new session id (no fixation).
 async fn signed_in(
     app: &AppState,
     session: &Session,
@@ -163,10 +184,7 @@ async fn signed_in(
     request: Option<&str>,
     return_to: Option<String>,
 ) -> Response {
-    if let Some(previous) = current_login(app, session).await {
-        let _ = sessions::end_one(app, &previous.user_id, &previous.sid, "logout").await;
-    }
-    let started = match sessions::start_browser(app, user_id, meta, event).await {
+    let started = match browser_session(app, session, user_id, meta, event).await {
         Ok(s) => s,
         Err(e) => return service_error(e),
     };
@@ -175,7 +193,7 @@ async fn signed_in(
         user_id: user_id.to_owned(),
         auth_time: started.auth_time,
     };
-    if let Err(e) = set_login(session, &login).await {
+    if let Err(e) = set_login(session, &login, started.expires_at).await {
         return service_error(e);
     }
     let Some(id) = request else {
@@ -193,6 +211,32 @@ async fn signed_in(
         Ok(step) => step_response(step),
         Err(e) => authorize_error(e),
     }
+}
+
+/// The browser session for a login of `user_id`: the current one renewed when the same
+/// user signs in again, else a new one (a different user's is ended first).
+async fn browser_session(
+    app: &AppState,
+    session: &Session,
+    user_id: &str,
+    meta: &RequestMeta,
+    event: &crate::store::NewLoginEvent,
+) -> Result<crate::store::SessionRecord, ServiceError> {
+    if let Some(previous) = current_login(app, session).await? {
+        if previous.user_id == user_id {
+            if let Some(renewed) =
+                sessions::reauthenticate_browser(app, &previous.sid, event).await?
+            {
+                return Ok(renewed);
+            }
+        } else {
+            match sessions::end_one(app, &previous.user_id, &previous.sid, "logout").await {
+                Ok(()) | Err(ServiceError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    sessions::start_browser(app, user_id, meta, event).await
 }
 
 /// `POST /login`.
@@ -224,14 +268,13 @@ pub async fn login_post(
             .await
         }
         Err(ServiceError::OAuth(_)) => {
-            let error = Some("The login or the password is wrong.".to_owned());
             login_page(
                 &app,
                 &session,
                 request,
                 return_to,
                 login,
-                error,
+                true,
                 StatusCode::UNAUTHORIZED,
             )
             .await
@@ -245,7 +288,7 @@ async fn signup_page(
     request: Option<&str>,
     login: String,
     email: String,
-    errors: Vec<String>,
+    errors: Vec<FormError>,
     status: StatusCode,
 ) -> Response {
     let csrf = match csrf_token(session).await {
@@ -315,12 +358,10 @@ pub async fn signup_post(
             };
             return signed_in(&app, &session, &profile.id, &event, &meta, request, None).await;
         }
-        Err(ServiceError::Validation(errors)) => errors
-            .into_iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect(),
-        Err(ServiceError::Conflict { detail, .. }) => vec![detail.into_owned()],
-        Err(e) => return service_error(e),
+        Err(e) => match form_errors(e) {
+            Ok(errors) => errors,
+            Err(e) => return service_error(e),
+        },
     };
     signup_page(
         &session,
@@ -338,7 +379,7 @@ async fn consent_request(
     session: &Session,
     id: &str,
 ) -> Result<(AuthorizeRequest, BrowserLogin), Response> {
-    let Some(login) = current_login(app, session).await else {
+    let Some(login) = current_login(app, session).await.map_err(service_error)? else {
         return Err(Redirect::to(&format!("/login?request={id}")).into_response());
     };
     match authorize::parked(app, id).await {
@@ -374,7 +415,7 @@ pub async fn consent_get(
         .scope
         .split(' ')
         .filter(|s| !s.is_empty())
-        .map(scope_words)
+        .map(str::to_owned)
         .collect();
     page(
         StatusCode::OK,

@@ -53,11 +53,28 @@ pub struct AuthorizeRequest {
     pub consent_given: bool,
 }
 
+/// Why a request cannot be answered to its client (shown on a page, never redirected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// `client_id` or `redirect_uri` appears more than once.
+    Repeated,
+    /// No `client_id`.
+    NoClientId,
+    /// The client is not registered.
+    UnknownClient,
+    /// No `redirect_uri`.
+    NoRedirectUri,
+    /// The `redirect_uri` has a fragment (RFC 6749 §3.1.2).
+    RedirectUriFragment,
+    /// The `redirect_uri` is not one of the client's.
+    RedirectUriNotRegistered,
+}
+
 /// Why an authorization request failed.
 #[derive(Debug)]
 pub enum AuthorizeError {
-    /// Client or redirect URI not verified: show this message, never redirect.
-    Page(&'static str),
+    /// Client or redirect URI not verified: show a page, never redirect.
+    Page(Untrusted),
     /// Tell the client: redirect here.
     Redirect(String),
     /// usher itself failed.
@@ -141,6 +158,19 @@ pub fn redirect_uri_matches(registered: &[String], presented: &str) -> bool {
     })
 }
 
+/// Checks a presented redirect URI: no fragment (RFC 6749 §3.1.2; checked on the text
+/// before matching, since a URI parser drops the fragment and the code would land in
+/// it), then one of the registered URIs ([`redirect_uri_matches`]).
+pub fn check_redirect_uri(registered: &[String], presented: &str) -> Result<(), Untrusted> {
+    if presented.contains('#') {
+        return Err(Untrusted::RedirectUriFragment);
+    }
+    if !redirect_uri_matches(registered, presented) {
+        return Err(Untrusted::RedirectUriNotRegistered);
+    }
+    Ok(())
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params
         .iter()
@@ -156,22 +186,16 @@ pub async fn validate(
 ) -> Result<(AuthorizeRequest, std::sync::Arc<Client>), AuthorizeError> {
     let repeated = |name: &str| params.iter().filter(|(k, _)| k == name).count() > 1;
     if repeated("client_id") || repeated("redirect_uri") {
-        return Err(AuthorizeError::Page(
-            "the request repeats client_id or redirect_uri",
-        ));
+        return Err(AuthorizeError::Page(Untrusted::Repeated));
     }
     let client_id =
-        param(params, "client_id").ok_or(AuthorizeError::Page("the request has no client_id"))?;
+        param(params, "client_id").ok_or(AuthorizeError::Page(Untrusted::NoClientId))?;
     let client = clients::find(app, client_id)
         .await?
-        .ok_or(AuthorizeError::Page("the client is not registered"))?;
-    let redirect_uri = param(params, "redirect_uri")
-        .ok_or(AuthorizeError::Page("the request has no redirect_uri"))?;
-    if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
-        return Err(AuthorizeError::Page(
-            "the redirect_uri is not registered for this client",
-        ));
-    }
+        .ok_or(AuthorizeError::Page(Untrusted::UnknownClient))?;
+    let redirect_uri =
+        param(params, "redirect_uri").ok_or(AuthorizeError::Page(Untrusted::NoRedirectUri))?;
+    check_redirect_uri(&client.redirect_uris, redirect_uri).map_err(AuthorizeError::Page)?;
     // From here on the client and the redirect URI are trusted: errors go back to it.
     let mut req = AuthorizeRequest {
         client_id: client.client_id.clone(),
@@ -275,6 +299,16 @@ pub async fn validate(
             ));
         }
     }
+    // OIDC Core §11: a client that needs consent gets `offline_access` only when the
+    // user is asked (`prompt=consent`); otherwise it is dropped from the granted scope.
+    if !client.first_party && !req.prompt_consent && scope::has(&req.scope, "offline_access") {
+        req.scope = req
+            .scope
+            .split(' ')
+            .filter(|s| *s != "offline_access")
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     if let Some(max_age) = param(params, "max_age") {
         req.max_age = Some(
             max_age
@@ -355,7 +389,7 @@ pub async fn proceed(
     };
     let client = clients::find(app, &req.client_id)
         .await?
-        .ok_or(AuthorizeError::Page("the client is not registered"))?;
+        .ok_or(AuthorizeError::Page(Untrusted::UnknownClient))?;
     if !client.first_party && !req.consent_given {
         let granted = app
             .store
@@ -461,6 +495,32 @@ pub async fn grant_consent(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A redirect URI with a fragment is refused before matching (RFC 6749 §3.1.2),
+    /// though a URI parser drops the fragment and the loopback rule would match it.
+    #[test]
+    fn redirect_uri_with_fragment_is_refused() {
+        let reg = vec![
+            "http://127.0.0.1/cb".to_owned(),
+            "https://a.example/cb".to_owned(),
+        ];
+        for uri in [
+            "http://127.0.0.1:9000/cb#x",
+            "http://127.0.0.1/cb#",
+            "https://a.example/cb#frag",
+        ] {
+            assert_eq!(
+                check_redirect_uri(&reg, uri),
+                Err(Untrusted::RedirectUriFragment),
+                "{uri}"
+            );
+        }
+        assert_eq!(check_redirect_uri(&reg, "http://127.0.0.1:9000/cb"), Ok(()));
+        assert_eq!(
+            check_redirect_uri(&reg, "https://a.example/other"),
+            Err(Untrusted::RedirectUriNotRegistered)
+        );
+    }
 
     /// Exact match, and any port for loopback redirect URIs (RFC 8252 §7.3) only.
     #[test]
