@@ -16,7 +16,8 @@ use super::pages::{
     service_error,
 };
 use crate::AppState;
-use crate::service::authorize::{BrowserLogin, with_query};
+use crate::service::authorize::BrowserLogin;
+use crate::service::redirect_uri::with_query;
 use crate::service::{clients, feed};
 use crate::templates::{LogoutPage, MessagePage, Msg};
 use crate::token::jwt::{self, JwtError};

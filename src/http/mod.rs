@@ -27,6 +27,7 @@ pub mod end_session;
 pub mod extract;
 pub mod health;
 pub mod introspect;
+pub mod login;
 pub mod oauth_error;
 pub mod pages;
 pub mod problem;
@@ -110,14 +111,8 @@ fn page_routes(app: &AppState) -> Router<AppState> {
             "/oauth2/logout",
             get(end_session::logout_get).post(end_session::logout_post),
         )
-        .route(
-            "/login",
-            get(authorize::login_get).post(authorize::login_post),
-        )
-        .route(
-            "/signup",
-            get(authorize::signup_get).post(authorize::signup_post),
-        )
+        .route("/login", get(login::login_get).post(login::login_post))
+        .route("/signup", get(login::signup_get).post(login::signup_post))
         .route(
             "/consent",
             get(authorize::consent_get).post(authorize::consent_post),
