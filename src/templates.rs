@@ -1,8 +1,9 @@
-//! askama page structs (the HTML is in `templates/`) and the small presentation helpers
-//! they need: scopes in words, a device name from a user agent. Texts live in the
-//! templates so that a translation is a template change. Calls nothing.
+//! askama page structs (the HTML is in `templates/`) and the codes they show: every
+//! text a viewer reads is in the templates (words for codes in `templates/messages.html`)
+//! so that a translation is a template change. Calls nothing.
 
 use askama::Template;
+use serde::{Deserialize, Serialize};
 
 /// The sign-in page.
 #[derive(Template)]
@@ -12,8 +13,8 @@ pub struct LoginPage {
     pub csrf: String,
     /// Pre-filled login (`login_hint` or the last attempt).
     pub login: String,
-    /// Error to show (never says whether the login exists).
-    pub error: Option<String>,
+    /// The last attempt failed (the page never says whether the login exists).
+    pub failed: bool,
     /// Parked authorization request.
     pub request: Option<String>,
     /// Where to go after signing in (an usher path).
@@ -30,8 +31,8 @@ pub struct LoginPage {
 pub struct SignupPage {
     /// CSRF token.
     pub csrf: String,
-    /// Errors in words.
-    pub errors: Vec<String>,
+    /// What is wrong with the form.
+    pub errors: Vec<FormError>,
     /// Value entered.
     pub login: String,
     /// Value entered.
@@ -52,7 +53,7 @@ pub struct ConsentPage {
     pub request: String,
     /// Client display name.
     pub client_name: String,
-    /// What the client asks for, in words.
+    /// The scopes the client asks for (shown in words).
     pub scopes: Vec<String>,
 }
 
@@ -61,12 +62,12 @@ pub struct ConsentPage {
 pub struct SessionRow {
     /// Session id.
     pub id: String,
-    /// Device in words.
-    pub device: String,
-    /// Client in words.
-    pub client: String,
-    /// IP.
-    pub ip: String,
+    /// Device from the user agent.
+    pub device: Device,
+    /// Client name; `None` for usher's own sign-in.
+    pub client: Option<String>,
+    /// IP, if known.
+    pub ip: Option<String>,
     /// Start.
     pub started_at: String,
     /// Last use.
@@ -82,8 +83,8 @@ pub struct ConsentRow {
     pub client_id: String,
     /// Client name.
     pub name: String,
-    /// Scopes in words.
-    pub scopes: String,
+    /// The granted scopes (shown in words).
+    pub scopes: Vec<String>,
     /// When.
     pub granted_at: String,
 }
@@ -103,9 +104,9 @@ pub struct AccountPage {
     /// Consented third-party apps.
     pub consents: Vec<ConsentRow>,
     /// Result of the last action.
-    pub notice: Option<String>,
+    pub notice: Option<Notice>,
     /// Errors of the last action.
-    pub errors: Vec<String>,
+    pub errors: Vec<FormError>,
 }
 
 /// One row of the history page.
@@ -113,14 +114,14 @@ pub struct AccountPage {
 pub struct HistoryRow {
     /// When.
     pub at: String,
-    /// Outcome in words.
+    /// Outcome code: `success`, `bad_credentials`, `blocked`, `locked_out`.
     pub outcome: String,
-    /// Method in words.
+    /// Method code: `login_page`, `password_grant`.
     pub method: String,
-    /// IP.
-    pub ip: String,
-    /// Device.
-    pub device: String,
+    /// IP, if known.
+    pub ip: Option<String>,
+    /// Device from the user agent.
+    pub device: Device,
 }
 
 /// The login history page.
@@ -149,32 +150,143 @@ pub struct LogoutPage {
 #[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage {
-    /// Title.
-    pub title: String,
-    /// Message.
-    pub message: String,
+    /// What the page says.
+    pub msg: Msg,
     /// True for an error (announced as an alert).
     pub is_error: bool,
-    /// Optional link (href, text).
-    pub link: Option<(String, String)>,
 }
 
-/// A scope in words.
-pub fn scope_words(scope: &str) -> String {
-    match scope {
-        "openid" => "Confirm who you are".to_owned(),
-        "profile" => "See your login name".to_owned(),
-        "email" => "See your e-mail address".to_owned(),
-        "roles" => "See your roles at the cinema".to_owned(),
-        "offline_access" => "Stay signed in while you are away".to_owned(),
-        other => format!("Use the permission \u{201c}{other}\u{201d}"),
+/// What a one-message page says; the words are in `templates/messages.html`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg {
+    /// A dependency is down (503).
+    Unavailable,
+    /// usher failed (500).
+    Failed,
+    /// The request could not be done (4xx); no detail is shown.
+    NotDone,
+    /// A form without this browser's CSRF token.
+    FormRefused,
+    /// A form over the body limit.
+    FormTooLarge,
+    /// A parked sign-in request is gone.
+    RequestExpired,
+    /// Authorization request: `client_id` or `redirect_uri` repeated.
+    AuthorizeRepeated,
+    /// Authorization request without `client_id`.
+    AuthorizeNoClientId,
+    /// Authorization request of an unknown client.
+    AuthorizeUnknownClient,
+    /// Authorization request without `redirect_uri`.
+    AuthorizeNoRedirectUri,
+    /// Authorization request whose `redirect_uri` has a fragment.
+    AuthorizeRedirectUriFragment,
+    /// Authorization request whose `redirect_uri` is not registered.
+    AuthorizeRedirectUriNotRegistered,
+    /// Logout: the hint is not an ID token of usher's.
+    LogoutBadHint,
+    /// Logout: `client_id` differs from the hint's audience.
+    LogoutClientMismatch,
+    /// Logout: unknown client.
+    LogoutUnknownClient,
+    /// Logout: `post_logout_redirect_uri` not registered (or no client to check it).
+    LogoutRedirectNotRegistered,
+    /// Signed out (RP-initiated logout without a return address).
+    SignedOut,
+}
+
+impl Msg {
+    /// Which title the page has.
+    pub fn title(self) -> Title {
+        match self {
+            Self::Unavailable => Title::TryAgain,
+            Self::Failed => Title::WentWrong,
+            Self::NotDone => Title::NotDone,
+            Self::FormRefused => Title::PleaseRetry,
+            Self::FormTooLarge => Title::TooMuch,
+            Self::RequestExpired => Title::LinkExpired,
+            Self::AuthorizeRepeated
+            | Self::AuthorizeNoClientId
+            | Self::AuthorizeUnknownClient
+            | Self::AuthorizeNoRedirectUri
+            | Self::AuthorizeRedirectUriFragment
+            | Self::AuthorizeRedirectUriNotRegistered => Title::BadSignIn,
+            Self::LogoutBadHint
+            | Self::LogoutClientMismatch
+            | Self::LogoutUnknownClient
+            | Self::LogoutRedirectNotRegistered => Title::BadSignOut,
+            Self::SignedOut => Title::SignedOut,
+        }
     }
 }
 
-/// A short device description from a user agent ("Firefox on Linux").
-pub fn device(user_agent: Option<&str>) -> String {
+/// The title of a one-message page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Title {
+    /// 503.
+    TryAgain,
+    /// 500.
+    WentWrong,
+    /// Other failures.
+    NotDone,
+    /// CSRF refusal.
+    PleaseRetry,
+    /// Body too large.
+    TooMuch,
+    /// Parked request gone.
+    LinkExpired,
+    /// Invalid authorization request.
+    BadSignIn,
+    /// Invalid logout request.
+    BadSignOut,
+    /// Signed out.
+    SignedOut,
+}
+
+/// The result of an account action, shown once on the next page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// Profile saved.
+    ProfileSaved,
+    /// Password changed, other sessions ended.
+    PasswordChanged,
+    /// One session ended.
+    SessionEnded,
+    /// "Log out of all other sessions": how many ended.
+    OthersSignedOut(usize),
+    /// A consent withdrawn.
+    AccessWithdrawn,
+}
+
+/// What is wrong with a form: the field (empty for the whole form) and a stable code
+/// (`too_short`, `login_taken`, `wrong_password`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FormError {
+    /// The form field, or empty.
+    pub field: String,
+    /// The code.
+    pub code: String,
+}
+
+/// A device as read from a user agent; the words are in the templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// Browser and operating system known.
+    BrowserOn(&'static str, &'static str),
+    /// Only the browser known.
+    Browser(&'static str),
+    /// Only the operating system known.
+    On(&'static str),
+    /// Neither: the start of the user agent.
+    Other(String),
+    /// No user agent.
+    Unknown,
+}
+
+/// The device of a user agent ("Firefox" on "Linux"). Product names are not translated.
+pub fn device(user_agent: Option<&str>) -> Device {
     let Some(ua) = user_agent.filter(|u| !u.is_empty()) else {
-        return "Unknown device".to_owned();
+        return Device::Unknown;
     };
     let browser = [
         ("Edg/", "Edge"),
@@ -200,10 +312,10 @@ pub fn device(user_agent: Option<&str>) -> String {
     .find(|(needle, _)| ua.contains(needle))
     .map(|(_, name)| *name);
     match (browser, os) {
-        (Some(b), Some(o)) => format!("{b} on {o}"),
-        (Some(b), None) => b.to_owned(),
-        (None, Some(o)) => format!("Browser on {o}"),
-        (None, None) => ua.chars().take(40).collect(),
+        (Some(b), Some(o)) => Device::BrowserOn(b, o),
+        (Some(b), None) => Device::Browser(b),
+        (None, Some(o)) => Device::On(o),
+        (None, None) => Device::Other(ua.chars().take(40).collect()),
     }
 }
 
@@ -211,15 +323,45 @@ pub fn device(user_agent: Option<&str>) -> String {
 mod tests {
     use super::*;
 
-    /// User agents become short device names; scopes become words.
+    /// User agents become devices; the templates put codes into words (a translation
+    /// is a template change).
     #[test]
     fn presentation_helpers() {
         let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
-        assert_eq!(device(Some(firefox)), "Firefox on Linux");
+        assert_eq!(device(Some(firefox)), Device::BrowserOn("Firefox", "Linux"));
         let chrome = "Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36";
-        assert_eq!(device(Some(chrome)), "Chrome on Android");
-        assert_eq!(device(None), "Unknown device");
-        assert_eq!(scope_words("email"), "See your e-mail address");
-        assert!(scope_words("films:watch").contains("films:watch"));
+        assert_eq!(device(Some(chrome)), Device::BrowserOn("Chrome", "Android"));
+        assert_eq!(device(None), Device::Unknown);
+        let page = ConsentPage {
+            csrf: "c".into(),
+            request: "r".into(),
+            client_name: "Film Club".into(),
+            scopes: vec![
+                "email".into(),
+                "films:watch".into(),
+                "offline_access".into(),
+            ],
+        }
+        .render()
+        .unwrap();
+        assert!(page.contains("<li>See your e-mail address</li>"), "{page}");
+        assert!(
+            page.contains("<li>Use the permission &#8220;films:watch&#8221;</li>"),
+            "{page}"
+        );
+        assert!(
+            page.contains("<li>Stay signed in while you are away</li>"),
+            "{page}"
+        );
+        let page = MessagePage {
+            msg: Msg::AuthorizeRedirectUriFragment,
+            is_error: true,
+        }
+        .render()
+        .unwrap();
+        assert!(
+            page.contains("<title>This sign-in request is not valid · usher</title>"),
+            "{page}"
+        );
     }
 }

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 use tower_sessions::Session;
 
 use super::pages::{
-    PageForm, clear_login, csrf_ok, csrf_refused, csrf_token, current_login, flash, page,
-    service_error, take_flash, to_login,
+    PageForm, clear_login, csrf_ok, csrf_refused, csrf_token, current_login, flash, form_errors,
+    page, service_error, take_flash, to_login,
 };
 use crate::AppState;
 use crate::clock::human;
@@ -20,27 +20,30 @@ use crate::service::accounts::{self, ProfileChange};
 use crate::service::authorize::BrowserLogin;
 use crate::service::{ServiceError, clients, sessions};
 use crate::templates::{
-    AccountPage, ConsentRow, HistoryPage, HistoryRow, SessionRow, device, scope_words,
+    AccountPage, ConsentRow, FormError, HistoryPage, HistoryRow, Notice, SessionRow, device,
 };
 
 fn back() -> Response {
     Redirect::to("/account").into_response()
 }
 
-async fn client_words(app: &AppState, client_id: &str) -> String {
+/// The client's name; `None` for usher's own sign-in.
+async fn client_name(app: &AppState, client_id: &str) -> Option<String> {
     if client_id == sessions::BROWSER_CLIENT {
-        return "usher sign-in".to_owned();
+        return None;
     }
     match clients::find(app, client_id).await {
-        Ok(Some(c)) => c.client_name.clone(),
-        _ => client_id.to_owned(),
+        Ok(Some(c)) => Some(c.client_name.clone()),
+        _ => Some(client_id.to_owned()),
     }
 }
 
 /// `GET /account`.
 pub async fn account(State(app): State<AppState>, session: Session) -> Response {
-    let Some(login) = current_login(&app, &session).await else {
-        return to_login("/account");
+    let login = match current_login(&app, &session).await {
+        Ok(Some(login)) => login,
+        Ok(None) => return to_login("/account"),
+        Err(e) => return service_error(e),
     };
     match render_account(&app, &session, &login).await {
         Ok(r) => r,
@@ -60,8 +63,8 @@ async fn render_account(
         rows.push(SessionRow {
             this_device: s.id == login.sid || s.parent_sid.as_deref() == Some(login.sid.as_str()),
             device: device(s.user_agent.as_deref()),
-            client: client_words(app, &s.client_id).await,
-            ip: s.ip.unwrap_or_else(|| "unknown".into()),
+            client: client_name(app, &s.client_id).await,
+            ip: s.ip,
             started_at: human(s.started_at),
             last_used_at: human(s.last_used_at),
             id: s.id,
@@ -73,15 +76,15 @@ async fn render_account(
             .await?
             .map(|c| c.client_name.clone())
             .unwrap_or_else(|| client_id.clone());
-        let scopes: Vec<String> = scope
+        let scopes = scope
             .split(' ')
             .filter(|s| !s.is_empty())
-            .map(scope_words)
+            .map(str::to_owned)
             .collect();
         consents.push(ConsentRow {
             client_id,
             name,
-            scopes: scopes.join("; "),
+            scopes,
             granted_at: human(at),
         });
     }
@@ -107,7 +110,7 @@ async fn guard(
     session: &Session,
     form: &PageForm,
 ) -> Result<BrowserLogin, Response> {
-    let Some(login) = current_login(app, session).await else {
+    let Some(login) = current_login(app, session).await.map_err(service_error)? else {
         return Err(to_login("/account"));
     };
     if !csrf_ok(session, form.get("csrf")).await {
@@ -117,17 +120,8 @@ async fn guard(
 }
 
 /// Errors a form can show, or the failure page.
-fn field_errors(e: ServiceError) -> Result<Vec<String>, Box<Response>> {
-    match e {
-        ServiceError::Validation(errors) => Ok(errors
-            .into_iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect()),
-        ServiceError::Conflict { detail, .. } | ServiceError::Forbidden { detail, .. } => {
-            Ok(vec![detail.into_owned()])
-        }
-        other => Err(Box::new(service_error(other))),
-    }
+fn field_errors(e: ServiceError) -> Result<Vec<FormError>, Box<Response>> {
+    form_errors(e).map_err(|e| Box::new(service_error(e)))
 }
 
 /// `POST /account/profile`.
@@ -145,7 +139,7 @@ pub async fn profile(State(app): State<AppState>, session: Session, form: PageFo
             .map(|e| (!e.is_empty()).then(|| e.to_owned())),
     };
     match accounts::update_profile(&app, &login.user_id, change).await {
-        Ok(_) => flash(&session, Some("Your profile is saved."), &[]).await,
+        Ok(_) => flash(&session, Some(Notice::ProfileSaved), &[]).await,
         Err(e) => match field_errors(e) {
             Ok(errors) => flash(&session, None, &errors).await,
             Err(r) => return *r,
@@ -163,14 +157,7 @@ pub async fn password(State(app): State<AppState>, session: Session, form: PageF
     let current = SecretString::from(form.get("current_password").unwrap_or("").to_owned());
     let new = SecretString::from(form.get("new_password").unwrap_or("").to_owned());
     match accounts::change_password(&app, &login.user_id, Some(&login.sid), current, new).await {
-        Ok(()) => {
-            flash(
-                &session,
-                Some("Your password is changed; other sessions are signed out."),
-                &[],
-            )
-            .await
-        }
+        Ok(()) => flash(&session, Some(Notice::PasswordChanged), &[]).await,
         Err(e) => match field_errors(e) {
             Ok(errors) => flash(&session, None, &errors).await,
             Err(r) => return *r,
@@ -198,7 +185,7 @@ pub async fn end_session(
     };
     match ended {
         Ok(()) | Err(ServiceError::NotFound { .. }) => {
-            flash(&session, Some("The session is ended."), &[]).await;
+            flash(&session, Some(Notice::SessionEnded), &[]).await;
             back()
         }
         Err(e) => service_error(e),
@@ -217,8 +204,7 @@ pub async fn logout_others(
     };
     match sessions::end_others(&app, &login.user_id, &login.sid).await {
         Ok(n) => {
-            let text = format!("Signed out of {n} other session(s).");
-            flash(&session, Some(&text), &[]).await;
+            flash(&session, Some(Notice::OthersSignedOut(n)), &[]).await;
             back()
         }
         Err(e) => service_error(e),
@@ -242,13 +228,12 @@ pub async fn revoke_consent(
         if crate::service::has_forbidden_control(&client_id) {
             return Ok(());
         }
-        app.store.delete_consent(&login.user_id, &client_id).await?;
-        sessions::end_client_sessions(&app, &login.user_id, &client_id).await
+        sessions::withdraw_consent(&app, &login.user_id, &client_id).await
     }
     .await;
     match result {
         Ok(()) => {
-            flash(&session, Some("Access withdrawn."), &[]).await;
+            flash(&session, Some(Notice::AccessWithdrawn), &[]).await;
             back()
         }
         Err(e) => service_error(e),
@@ -272,8 +257,10 @@ pub async fn history(
     session: Session,
     AxumQuery(q): AxumQuery<HashMap<String, String>>,
 ) -> Response {
-    let Some(login) = current_login(&app, &session).await else {
-        return to_login("/account/history");
+    let login = match current_login(&app, &session).await {
+        Ok(Some(login)) => login,
+        Ok(None) => return to_login("/account/history"),
+        Err(e) => return service_error(e),
     };
     let page_data = match accounts::login_history(
         &app,
@@ -296,21 +283,9 @@ pub async fn history(
             at: time::OffsetDateTime::parse(&i.at, &time::format_description::well_known::Rfc3339)
                 .map(|t| human(t.unix_timestamp()))
                 .unwrap_or(i.at),
-            outcome: match i.outcome.as_str() {
-                "success" => "Signed in",
-                "bad_credentials" => "Wrong password",
-                "blocked" => "Refused: account blocked",
-                "locked_out" => "Refused: too many attempts",
-                _ => "Other",
-            }
-            .to_owned(),
-            method: if i.method == "login_page" {
-                "Sign-in page"
-            } else {
-                "Cinema app"
-            }
-            .to_owned(),
-            ip: i.ip.unwrap_or_default(),
+            outcome: i.outcome,
+            method: i.method,
+            ip: i.ip,
             device: device(i.user_agent.as_deref()),
         })
         .collect();

@@ -1,7 +1,9 @@
 //! RP-initiated logout 1.0 at the end-session endpoint (`GET`/`POST /oauth2/logout`):
 //! `id_token_hint`, `client_id`, `post_logout_redirect_uri` (registered ones only) and
-//! `state`. A confirmation page is shown when the hint is missing or names another user
-//! than the browser's; then the browser session and the hinted session end.
+//! `state`. A confirmation page is shown when the hint is missing, was signed by a key
+//! usher no longer has, or names another session than the browser's (its `sid`, or the
+//! browser session it was opened through); then the browser session and the hinted
+//! session end.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,10 +16,11 @@ use super::pages::{
     service_error,
 };
 use crate::AppState;
-use crate::service::authorize::with_query;
+use crate::service::authorize::BrowserLogin;
+use crate::service::redirect_uri::with_query;
 use crate::service::{clients, feed};
-use crate::templates::{LogoutPage, MessagePage};
-use crate::token::jwt;
+use crate::templates::{LogoutPage, MessagePage, Msg};
+use crate::token::jwt::{self, JwtError};
 
 /// The verified facts of an `id_token_hint`.
 struct Hint {
@@ -26,8 +29,28 @@ struct Hint {
     sid: Option<String>,
 }
 
-fn parse_hint(app: &AppState, token: &str) -> Option<Hint> {
-    let verified = jwt::verify(&app.keys.current(), token).ok()?;
+/// What an `id_token_hint` turned out to be.
+enum HintCheck {
+    /// An ID token of usher's.
+    Valid(Hint),
+    /// Signed by a key no longer in the ring: only a hint, so treated as absent.
+    Stale,
+    /// Anything else.
+    Invalid,
+}
+
+fn check_hint(app: &AppState, token: &str) -> HintCheck {
+    match jwt::verify(&app.keys.current(), token) {
+        Err(JwtError::UnknownKid) => HintCheck::Stale,
+        Err(_) => HintCheck::Invalid,
+        Ok(verified) => match parse_hint(app, &verified) {
+            Some(h) => HintCheck::Valid(h),
+            None => HintCheck::Invalid,
+        },
+    }
+}
+
+fn parse_hint(app: &AppState, verified: &jwt::Verified) -> Option<Hint> {
     // Only an ID token (`typ: JWT`) is a hint; an access token (`at+jwt`) is not.
     if verified.header.get("typ").and_then(Value::as_str) != Some("JWT") {
         return None;
@@ -48,12 +71,26 @@ fn parse_hint(app: &AppState, token: &str) -> Option<Hint> {
     })
 }
 
-fn bad(why: &str) -> Response {
-    message(
-        StatusCode::BAD_REQUEST,
-        "This sign-out request is not valid",
-        why,
-    )
+fn bad(why: Msg) -> Response {
+    message(StatusCode::BAD_REQUEST, why)
+}
+
+/// True when the hint names this browser's login: the same user and the same session
+/// (the browser session itself, or a session opened through it).
+async fn hint_matches(app: &AppState, hint: &Hint, login: &BrowserLogin) -> Result<bool, Response> {
+    let Some(sid) = hint.sid.as_deref() else {
+        return Ok(false);
+    };
+    if hint.sub != login.user_id {
+        return Ok(false);
+    }
+    if sid == login.sid {
+        return Ok(true);
+    }
+    match app.store.find_session(sid).await {
+        Ok(s) => Ok(s.is_some_and(|s| s.parent_sid.as_deref() == Some(login.sid.as_str()))),
+        Err(e) => Err(service_error(e.into())),
+    }
 }
 
 async fn run(
@@ -69,24 +106,23 @@ async fn run(
             .map(|(_, v)| v.as_str())
             .filter(|v| !v.is_empty())
     };
-    let hint = match get("id_token_hint") {
-        Some(t) => match parse_hint(app, t) {
-            Some(h) => Some(h),
-            None => return bad("The id_token_hint is not an ID token issued by usher."),
-        },
-        None => None,
+    let (hint, stale) = match get("id_token_hint").map(|t| check_hint(app, t)) {
+        Some(HintCheck::Valid(h)) => (Some(h), false),
+        Some(HintCheck::Stale) => (None, true),
+        Some(HintCheck::Invalid) => return bad(Msg::LogoutBadHint),
+        None => (None, false),
     };
     let client_id = match (
         hint.as_ref().map(|h| h.client_id.as_str()),
         get("client_id"),
     ) {
-        (Some(a), Some(b)) if a != b => return bad("client_id does not match the id_token_hint."),
+        (Some(a), Some(b)) if a != b => return bad(Msg::LogoutClientMismatch),
         (a, b) => a.or(b).map(str::to_owned),
     };
     let client = match &client_id {
         Some(id) => match clients::find(app, id).await {
             Ok(Some(c)) => Some(c),
-            Ok(None) => return bad("The client is not registered."),
+            Ok(None) => return bad(Msg::LogoutUnknownClient),
             Err(e) => return service_error(e),
         },
         None => None,
@@ -94,13 +130,22 @@ async fn run(
     let target = match get("post_logout_redirect_uri") {
         Some(uri) => match &client {
             Some(c) if c.post_logout_redirect_uris.iter().any(|u| u == uri) => Some(uri.to_owned()),
-            _ => return bad("The post_logout_redirect_uri is not registered for this client."),
+            // A stale hint named the client, which can no longer be verified: no
+            // redirect, but the viewer can still sign out.
+            None if stale => None,
+            _ => return bad(Msg::LogoutRedirectNotRegistered),
         },
         None => None,
     };
-    let login = current_login(app, session).await;
+    let login = match current_login(app, session).await {
+        Ok(login) => login,
+        Err(e) => return service_error(e),
+    };
     let matches = match (&hint, &login) {
-        (Some(h), Some(l)) => h.sub == l.user_id,
+        (Some(h), Some(l)) => match hint_matches(app, h, l).await {
+            Ok(m) => m,
+            Err(r) => return r,
+        },
         (Some(_), None) => true,
         (None, _) => false,
     };
@@ -158,10 +203,8 @@ async fn run(
         None => page(
             StatusCode::OK,
             MessagePage {
-                title: "You are signed out".into(),
-                message: "You have signed out of usher.".into(),
+                msg: Msg::SignedOut,
                 is_error: false,
-                link: Some(("/login".into(), "Sign in again".into())),
             },
         ),
     }

@@ -26,6 +26,7 @@ pub mod end_session;
 pub mod extract;
 pub mod health;
 pub mod introspect;
+pub mod login;
 pub mod oauth_error;
 pub mod pages;
 pub mod path_ids;

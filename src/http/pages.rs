@@ -10,9 +10,9 @@ use tower_sessions::Session;
 
 use super::extract::read_body;
 use crate::AppState;
-use crate::service::ServiceError;
 use crate::service::authorize::BrowserLogin;
-use crate::templates::MessagePage;
+use crate::service::{ServiceError, sessions};
+use crate::templates::{FormError, MessagePage, Msg, Notice};
 use crate::token::constant_time_eq;
 use crate::token::opaque::random_id;
 
@@ -41,45 +41,39 @@ pub fn page(status: StatusCode, template: impl askama::Template) -> Response {
 }
 
 /// A one-message page.
-pub fn message(status: StatusCode, title: &str, text: &str) -> Response {
+pub fn message(status: StatusCode, msg: Msg) -> Response {
     page(
         status,
         MessagePage {
-            title: title.to_owned(),
-            message: text.to_owned(),
+            msg,
             is_error: status.is_client_error() || status.is_server_error(),
-            link: None,
         },
     )
 }
 
-/// A service failure shown as a page (never a JSON body or a raw error).
+/// A service failure shown as a page (never a JSON body, a raw error or a developer
+/// string: the page says only what kind of failure it was).
 pub fn service_error(e: ServiceError) -> Response {
     match e {
-        ServiceError::Unavailable { internal, .. } => {
+        ServiceError::Unavailable {
+            internal,
+            retry_after,
+            ..
+        } => {
             tracing::warn!(cause = %internal, "page unavailable");
-            let mut r = message(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again in a moment",
-                "usher cannot serve this page right now. Please try again in a few seconds.",
-            );
+            let mut r = message(StatusCode::SERVICE_UNAVAILABLE, Msg::Unavailable);
             r.headers_mut()
-                .insert("retry-after", HeaderValue::from_static("5"));
+                .insert("retry-after", HeaderValue::from(retry_after.max(1)));
             r
         }
         ServiceError::Internal(internal) => {
             tracing::error!(cause = %internal, "page failed");
-            message(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "usher could not complete this request.",
-            )
+            message(StatusCode::INTERNAL_SERVER_ERROR, Msg::Failed)
         }
-        other => message(
-            StatusCode::BAD_REQUEST,
-            "This did not work",
-            &format!("{other}"),
-        ),
+        other => {
+            tracing::debug!(error = %other, "page request refused");
+            message(StatusCode::BAD_REQUEST, Msg::NotDone)
+        }
     }
 }
 
@@ -117,31 +111,51 @@ pub async fn csrf_ok(session: &Session, presented: Option<&str>) -> bool {
 
 /// The page answered to a forged or stale form.
 pub fn csrf_refused() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "Please try again",
-        "This form has expired or did not come from usher. Go back, reload the page and submit it again.",
-    )
+    message(StatusCode::FORBIDDEN, Msg::FormRefused)
 }
 
-/// This browser's login, if its usher session is still live.
-pub async fn current_login(app: &AppState, session: &Session) -> Option<BrowserLogin> {
-    let login = session.get::<BrowserLogin>(LOGIN).await.ok().flatten()?;
-    if app.feed.is_session_ended(&login.sid) {
+/// This browser's login, if its usher session is still live: neither ended (the feed,
+/// then the store, which remembers ended sessions longer than the feed) nor expired. A
+/// dead login is forgotten. Fails only when the store cannot answer.
+pub async fn current_login(
+    app: &AppState,
+    session: &Session,
+) -> Result<Option<BrowserLogin>, ServiceError> {
+    let login = match session.get::<BrowserLogin>(LOGIN).await {
+        Ok(login) => login,
+        // A record written by another version: no login.
+        Err(tower_sessions::session::Error::SerdeJson(_)) => None,
+        Err(e) => return Err(session_failed(e)),
+    };
+    let Some(login) = login else {
+        return Ok(None);
+    };
+    if sessions::live_browser(app, &login.sid, &login.user_id)
+        .await?
+        .is_none()
+    {
         let _ = session.remove_value(LOGIN).await;
-        return None;
+        return Ok(None);
     }
-    Some(login)
+    Ok(Some(login))
 }
 
-/// Records a fresh login: a new session id (no fixation) and a new CSRF token.
-pub async fn set_login(session: &Session, login: &BrowserLogin) -> Result<(), ServiceError> {
+/// Records a fresh login: a new session id (no fixation), a new CSRF token, and the
+/// cookie's expiry set to the usher session's (a browser login never outlives it).
+pub async fn set_login(
+    session: &Session,
+    login: &BrowserLogin,
+    expires_at: i64,
+) -> Result<(), ServiceError> {
     session.cycle_id().await.map_err(session_failed)?;
     session.insert(LOGIN, login).await.map_err(session_failed)?;
     session
         .insert(CSRF, random_id(24))
         .await
         .map_err(session_failed)?;
+    if let Ok(at) = time::OffsetDateTime::from_unix_timestamp(expires_at) {
+        session.set_expiry(Some(tower_sessions::Expiry::AtDateTime(at)));
+    }
     Ok(())
 }
 
@@ -151,7 +165,7 @@ pub async fn clear_login(session: &Session) {
 }
 
 /// Stores a one-time notice and errors for the next page (post/redirect/get).
-pub async fn flash(session: &Session, notice: Option<&str>, errors: &[String]) {
+pub async fn flash(session: &Session, notice: Option<Notice>, errors: &[FormError]) {
     if let Some(n) = notice {
         let _ = session.insert(NOTICE, n).await;
     }
@@ -161,15 +175,36 @@ pub async fn flash(session: &Session, notice: Option<&str>, errors: &[String]) {
 }
 
 /// Takes the one-time notice and errors.
-pub async fn take_flash(session: &Session) -> (Option<String>, Vec<String>) {
-    let notice = session.remove::<String>(NOTICE).await.ok().flatten();
+pub async fn take_flash(session: &Session) -> (Option<Notice>, Vec<FormError>) {
+    let notice = session.remove::<Notice>(NOTICE).await.ok().flatten();
     let errors = session
-        .remove::<Vec<String>>(ERRORS)
+        .remove::<Vec<FormError>>(ERRORS)
         .await
         .ok()
         .flatten()
         .unwrap_or_default();
     (notice, errors)
+}
+
+/// The errors a form shows for a refused change: each failing field with its code, or
+/// the code of a conflict or refusal. Any other failure is returned as it is.
+pub fn form_errors(e: ServiceError) -> Result<Vec<FormError>, ServiceError> {
+    match e {
+        ServiceError::Validation(errors) => Ok(errors
+            .into_iter()
+            .map(|e| FormError {
+                field: e.field,
+                code: e.code.to_owned(),
+            })
+            .collect()),
+        ServiceError::Conflict { code, .. } | ServiceError::Forbidden { code, .. } => {
+            Ok(vec![FormError {
+                field: String::new(),
+                code: code.to_owned(),
+            }])
+        }
+        other => Err(other),
+    }
 }
 
 /// A return address inside usher's account pages, or `None`.
@@ -210,13 +245,7 @@ impl FromRequest<AppState> for PageForm {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state.config.max_body_bytes)
             .await
-            .map_err(|_| {
-                message(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Too much data",
-                    "The form is too large.",
-                )
-            })?;
+            .map_err(|_| message(StatusCode::PAYLOAD_TOO_LARGE, Msg::FormTooLarge))?;
         Ok(Self(form_urlencoded::parse(&bytes).into_owned().collect()))
     }
 }

@@ -7,7 +7,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 
 use super::{
     account, account_pages, authorize, authz, clients, discovery, end_session, health, introspect,
-    revocations, roles, stylesheet, token, userinfo, users,
+    login, revocations, roles, stylesheet, token, userinfo, users,
 };
 use crate::AppState;
 
@@ -147,10 +147,10 @@ pub const PAGE_ROUTES: &[Route] = &[
     }),
     route(GET, "/oauth2/logout", |m| on(m, end_session::logout_get)),
     route(POST, "/oauth2/logout", |m| on(m, end_session::logout_post)),
-    route(GET, "/login", |m| on(m, authorize::login_get)),
-    route(POST, "/login", |m| on(m, authorize::login_post)),
-    route(GET, "/signup", |m| on(m, authorize::signup_get)),
-    route(POST, "/signup", |m| on(m, authorize::signup_post)),
+    route(GET, "/login", |m| on(m, login::login_get)),
+    route(POST, "/login", |m| on(m, login::login_post)),
+    route(GET, "/signup", |m| on(m, login::signup_get)),
+    route(POST, "/signup", |m| on(m, login::signup_post)),
     route(GET, "/consent", |m| on(m, authorize::consent_get)),
     route(POST, "/consent", |m| on(m, authorize::consent_post)),
     route(GET, "/account", |m| on(m, account_pages::account)),

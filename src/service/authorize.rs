@@ -9,8 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::client_registry::is_loopback;
 use super::clients::{self, Client};
+use super::redirect_uri::{match_redirect_uri, with_query};
 use super::{ServiceError, pkce, scope};
 use crate::AppState;
 use crate::token::opaque::random_id;
@@ -53,11 +53,28 @@ pub struct AuthorizeRequest {
     pub consent_given: bool,
 }
 
+/// Why a request cannot be answered to its client (shown on a page, never redirected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrusted {
+    /// `client_id` or `redirect_uri` appears more than once.
+    Repeated,
+    /// No `client_id`.
+    NoClientId,
+    /// The client is not registered.
+    UnknownClient,
+    /// No `redirect_uri`.
+    NoRedirectUri,
+    /// The `redirect_uri` has a fragment (RFC 6749 §3.1.2).
+    RedirectUriFragment,
+    /// The `redirect_uri` is not one of the client's.
+    RedirectUriNotRegistered,
+}
+
 /// Why an authorization request failed.
 #[derive(Debug)]
 pub enum AuthorizeError {
-    /// Client or redirect URI not verified: show this message, never redirect.
-    Page(&'static str),
+    /// Client or redirect URI not verified: show a page, never redirect.
+    Page(Untrusted),
     /// Tell the client: redirect here.
     Redirect(String),
     /// usher itself failed.
@@ -92,16 +109,6 @@ pub enum Step {
     Consent(String),
 }
 
-/// Appends query parameters to a URI (RFC 6749 §3.1.2: keep its own query).
-pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
-    let mut ser = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in params {
-        ser.append_pair(k, v);
-    }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{}", ser.finish())
-}
-
 /// The error redirect of RFC 6749 §4.1.2.1 with RFC 9207's `iss`.
 pub fn error_redirect(
     app: &AppState,
@@ -115,30 +122,6 @@ pub fn error_redirect(
     }
     params.push(("iss", &app.config.issuer));
     with_query(&req.redirect_uri, &params)
-}
-
-/// True when `presented` matches a registered URI exactly, or, for loopback URIs, in
-/// everything but the port (RFC 8252 §7.3).
-pub fn redirect_uri_matches(registered: &[String], presented: &str) -> bool {
-    if registered.iter().any(|r| r == presented) {
-        return true;
-    }
-    let Ok(p) = presented.parse::<axum::http::Uri>() else {
-        return false;
-    };
-    let Some(p_host) = p.host() else {
-        return false;
-    };
-    if p.scheme_str() != Some("http") || !is_loopback(p_host) {
-        return false;
-    }
-    registered.iter().any(|r| {
-        r.parse::<axum::http::Uri>().is_ok_and(|r| {
-            r.scheme_str() == Some("http")
-                && r.host() == Some(p_host)
-                && r.path_and_query().map(|x| x.as_str()) == p.path_and_query().map(|x| x.as_str())
-        })
-    })
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -156,22 +139,16 @@ pub async fn validate(
 ) -> Result<(AuthorizeRequest, std::sync::Arc<Client>), AuthorizeError> {
     let repeated = |name: &str| params.iter().filter(|(k, _)| k == name).count() > 1;
     if repeated("client_id") || repeated("redirect_uri") {
-        return Err(AuthorizeError::Page(
-            "the request repeats client_id or redirect_uri",
-        ));
+        return Err(AuthorizeError::Page(Untrusted::Repeated));
     }
     let client_id =
-        param(params, "client_id").ok_or(AuthorizeError::Page("the request has no client_id"))?;
+        param(params, "client_id").ok_or(AuthorizeError::Page(Untrusted::NoClientId))?;
     let client = clients::find(app, client_id)
         .await?
-        .ok_or(AuthorizeError::Page("the client is not registered"))?;
-    let redirect_uri = param(params, "redirect_uri")
-        .ok_or(AuthorizeError::Page("the request has no redirect_uri"))?;
-    if !redirect_uri_matches(&client.redirect_uris, redirect_uri) {
-        return Err(AuthorizeError::Page(
-            "the redirect_uri is not registered for this client",
-        ));
-    }
+        .ok_or(AuthorizeError::Page(Untrusted::UnknownClient))?;
+    let redirect_uri =
+        param(params, "redirect_uri").ok_or(AuthorizeError::Page(Untrusted::NoRedirectUri))?;
+    match_redirect_uri(&client.redirect_uris, redirect_uri).map_err(AuthorizeError::Page)?;
     // From here on the client and the redirect URI are trusted: errors go back to it.
     let mut req = AuthorizeRequest {
         client_id: client.client_id.clone(),
@@ -275,6 +252,16 @@ pub async fn validate(
             ));
         }
     }
+    // OIDC Core §11: a client that needs consent gets `offline_access` only when the
+    // user is asked (`prompt=consent`); otherwise it is dropped from the granted scope.
+    if !client.first_party && !req.prompt_consent && scope::has(&req.scope, "offline_access") {
+        req.scope = req
+            .scope
+            .split(' ')
+            .filter(|s| *s != "offline_access")
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     if let Some(max_age) = param(params, "max_age") {
         req.max_age = Some(
             max_age
@@ -355,7 +342,7 @@ pub async fn proceed(
     };
     let client = clients::find(app, &req.client_id)
         .await?
-        .ok_or(AuthorizeError::Page("the client is not registered"))?;
+        .ok_or(AuthorizeError::Page(Untrusted::UnknownClient))?;
     if !client.first_party && !req.consent_given {
         let granted = app
             .store
@@ -456,31 +443,4 @@ pub async fn grant_consent(
         .save_consent(user_id, &req.client_id, &merged, app.clock.now())
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Exact match, and any port for loopback redirect URIs (RFC 8252 §7.3) only.
-    #[test]
-    fn redirect_uri_matching() {
-        let reg = vec![
-            "https://cinema.example/cb".to_owned(),
-            "http://127.0.0.1/cb".to_owned(),
-        ];
-        assert!(redirect_uri_matches(&reg, "https://cinema.example/cb"));
-        assert!(!redirect_uri_matches(&reg, "https://cinema.example/cb/"));
-        assert!(!redirect_uri_matches(
-            &reg,
-            "https://cinema.example:8443/cb"
-        ));
-        assert!(redirect_uri_matches(&reg, "http://127.0.0.1:51234/cb"));
-        assert!(!redirect_uri_matches(&reg, "http://127.0.0.1:51234/other"));
-        assert!(!redirect_uri_matches(&reg, "http://localhost:51234/cb"));
-        assert_eq!(
-            with_query("https://a/cb?x=1", &[("code", "c d")]),
-            "https://a/cb?x=1&code=c+d"
-        );
-    }
 }

@@ -22,6 +22,7 @@ pub mod grants;
 pub mod introspection;
 pub mod passwords;
 pub mod pkce;
+pub mod redirect_uri;
 pub mod revocation;
 pub mod revocation_feed;
 pub mod roles;

@@ -48,6 +48,9 @@ pub struct NewSession<'a> {
     pub event: Option<&'a NewLoginEvent>,
     /// The browser session it is opened through (authorization code flow).
     pub parent_sid: Option<&'a str>,
+    /// False when the client gets no refresh token: the session then lasts as long as
+    /// its access token.
+    pub with_refresh: bool,
 }
 
 /// Pseudo client id of browser sessions (usher's own pages).
@@ -72,6 +75,44 @@ pub async fn start_browser(
     );
     app.store.start_session(&session, None, Some(event)).await?;
     tracing::info!(user_id, "browser session started");
+    Ok(session)
+}
+
+/// The live browser session `sid` of `user_id`: not ended and not expired. Asks the
+/// store, which remembers ended sessions for as long as they exist (the change feed
+/// forgets them after its retention).
+pub async fn live_browser(
+    app: &AppState,
+    sid: &str,
+    user_id: &str,
+) -> Result<Option<SessionRecord>, ServiceError> {
+    if app.feed.is_session_ended(sid) {
+        return Ok(None);
+    }
+    let now = app.clock.now();
+    Ok(app
+        .store
+        .find_session(sid)
+        .await?
+        .filter(|s| s.user_id == user_id && s.ended_at.is_none() && s.expires_at > now))
+}
+
+/// The same user signed in again in the browser session `sid` (`prompt=login`,
+/// `max_age`): the session keeps its id, and with it the sessions opened through it, and
+/// gets a new `auth_time` and a full lifetime. `None` when it has ended or expired since.
+pub async fn reauthenticate_browser(
+    app: &AppState,
+    sid: &str,
+    event: &NewLoginEvent,
+) -> Result<Option<SessionRecord>, ServiceError> {
+    let expires_at = event.at + app.config.browser_session_ttl.as_secs() as i64;
+    let session = app
+        .store
+        .reauthenticate_session(sid, expires_at, event)
+        .await?;
+    if session.is_some() {
+        tracing::info!(user_id = %event.user_id, "browser session re-authenticated");
+    }
     Ok(session)
 }
 
@@ -102,13 +143,19 @@ fn new_record(
     }
 }
 
-/// Starts a session and returns it with its first refresh token (clear text, shown once).
+/// Starts a session and returns it with its first refresh token (clear text, shown once;
+/// `None` unless `with_refresh`).
 pub async fn start(
     app: &AppState,
     input: NewSession<'_>,
-) -> Result<(SessionRecord, PlainToken), ServiceError> {
+) -> Result<(SessionRecord, Option<PlainToken>), ServiceError> {
     let now = app.clock.now();
-    let expires_at = now + app.config.refresh_token_ttl.as_secs() as i64;
+    let ttl = if input.with_refresh {
+        app.config.refresh_token_ttl
+    } else {
+        app.config.access_token_ttl
+    };
+    let expires_at = now + ttl.as_secs() as i64;
     let mut session = new_record(
         input.user_id,
         input.client_id,
@@ -129,15 +176,16 @@ pub async fn start(
         expires_at,
         used_at: None,
     };
+    let record = input.with_refresh.then_some(record);
     app.store
-        .start_session(&session, Some(&record), input.event)
+        .start_session(&session, record.as_ref(), input.event)
         .await?;
     tracing::info!(
         user_id = input.user_id,
         client_id = input.client_id,
         "session started"
     );
-    Ok((session, refresh))
+    Ok((session, input.with_refresh.then_some(refresh)))
 }
 
 /// A user's live sessions as stored, newest first.
@@ -155,21 +203,19 @@ pub async fn live_records(
         .collect())
 }
 
-/// Ends the user's sessions with one client (a withdrawn consent).
-pub async fn end_client_sessions(
+/// Withdraws the user's consent to a client and ends the user's sessions with that
+/// client, and only those (the browser they were opened through stays signed in).
+pub async fn withdraw_consent(
     app: &AppState,
     user_id: &str,
     client_id: &str,
 ) -> Result<(), ServiceError> {
-    for s in live_records(app, user_id).await? {
-        if s.client_id == client_id {
-            let ended = app
-                .store
-                .end_session(&s.id, user_id, "consent_withdrawn", app.clock.now())
-                .await?;
-            feed::publish(app, &ended).await;
-        }
-    }
+    let ended = app
+        .store
+        .delete_consent(user_id, client_id, "consent_withdrawn", app.clock.now())
+        .await?;
+    feed::publish(app, &ended).await;
+    tracing::info!(user_id, client_id, ended = ended.len(), "consent withdrawn");
     Ok(())
 }
 

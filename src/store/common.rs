@@ -375,6 +375,34 @@ macro_rules! impl_store {
                 commit(tx).await
             }
 
+            async fn reauthenticate_session(
+                &self,
+                sid: &str,
+                expires_at: i64,
+                event: &NewLoginEvent,
+            ) -> Result<Option<SessionRecord>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let session = sqlx::query_as::<_, SessionRecord>(sql::REAUTHENTICATE_SESSION)
+                    .bind(sid)
+                    .bind(event.at)
+                    .bind(expires_at)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let Some(session) = session else {
+                    return Ok(None);
+                };
+                insert_event(&mut *tx, event).await?;
+                sqlx::query(sql::TOUCH_LAST_LOGIN)
+                    .bind(&session.user_id)
+                    .bind(event.at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                commit(tx).await?;
+                Ok(Some(session))
+            }
+
             async fn rotate_refresh_token(
                 &self,
                 presented: &str,
@@ -1043,14 +1071,33 @@ macro_rules! impl_store {
                 &self,
                 user_id: &str,
                 client_id: &str,
-            ) -> Result<bool, StoreError> {
+                reason: &str,
+                now: i64,
+            ) -> Result<Vec<ChangeRecord>, StoreError> {
+                let mut tx = self.begin_write().await?;
                 sqlx::query(sql::DELETE_CONSENT)
                     .bind(user_id)
                     .bind(client_id)
-                    .execute(&mut *self.write_conn().await?)
+                    .execute(&mut *tx)
                     .await
-                    .map(|r| r.rows_affected() == 1)
-                    .map_err(map_err)
+                    .map_err(map_err)?;
+                let ended: Vec<(String,)> = sqlx::query_as(sql::END_USER_CLIENT_SESSIONS)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(now)
+                    .bind(reason)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                let mut changes = Vec::with_capacity(ended.len());
+                for (sid,) in ended {
+                    changes.push(
+                        insert_change(&mut tx, "session_ended", Some(&sid), Some(user_id), now)
+                            .await?,
+                    );
+                }
+                commit(tx).await?;
+                Ok(changes)
             }
 
             async fn find_refresh(

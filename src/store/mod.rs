@@ -370,6 +370,18 @@ pub trait Store: Send + Sync + 'static {
         event: Option<&NewLoginEvent>,
     ) -> Result<(), StoreError>;
 
+    /// Records a fresh login of the same user in the live session `sid` (signing in again
+    /// in the same browser): `auth_time` and `last_used_at` become `event.at`, the expiry
+    /// `expires_at`, and the login event and the user's `last_login_at` are recorded, in
+    /// one transaction. `None`, with nothing written, when the session has ended or
+    /// expired.
+    async fn reauthenticate_session(
+        &self,
+        sid: &str,
+        expires_at: i64,
+        event: &NewLoginEvent,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
     /// Exchanges the refresh token whose hash is `presented` for `next` (whose `session_id`
     /// is ignored and taken from the presented token). One conditional update marks the
     /// presented token used, so of two concurrent exchanges exactly one rotates; the other
@@ -599,8 +611,16 @@ pub trait Store: Send + Sync + 'static {
     /// A user's consents: (client id, scope, time), by client.
     async fn list_consents(&self, user_id: &str) -> Result<Vec<(String, String, i64)>, StoreError>;
 
-    /// Withdraws a consent; `false` if there was none.
-    async fn delete_consent(&self, user_id: &str, client_id: &str) -> Result<bool, StoreError>;
+    /// Withdraws a consent and ends the user's live sessions with that client (only
+    /// those: not the browser sessions they were opened through), in one transaction;
+    /// returns the feed entries of the ended sessions.
+    async fn delete_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<Vec<ChangeRecord>, StoreError>;
 
     /// The refresh token with this hash.
     async fn find_refresh(

@@ -66,6 +66,12 @@ pub(crate) const LIST_ACTIVE_SESSIONS: &str = concat!(
     " from sessions where user_id = $1 and ended_at is null and expires_at > $2 \
      order by started_at desc, seq desc"
 );
+/// A fresh login in a live session: new `auth_time`, `last_used_at` and expiry.
+pub(crate) const REAUTHENTICATE_SESSION: &str = concat!(
+    "update sessions set auth_time = $2, last_used_at = $2, expires_at = $3 \
+     where id = $1 and ended_at is null and expires_at > $2 returning ",
+    session_cols!()
+);
 pub(crate) const TOUCH_SESSION: &str =
     "update sessions set last_used_at = $2, expires_at = $3 where id = $1";
 /// Ends a session's family: the session, its parent (the browser session it was opened
@@ -186,6 +192,8 @@ pub(crate) const UPSERT_CONSENT: &str = "insert into consents (user_id, client_i
      scope = excluded.scope, granted_at = excluded.granted_at";
 pub(crate) const LIST_CONSENTS: &str =
     "select client_id, scope, granted_at from consents where user_id = $1 order by client_id";
+pub(crate) const END_USER_CLIENT_SESSIONS: &str = "update sessions set ended_at = $3, \
+     end_reason = $4 where user_id = $1 and client_id = $2 and ended_at is null returning id";
 pub(crate) const DELETE_CONSENT: &str =
     "delete from consents where user_id = $1 and client_id = $2";
 

@@ -60,14 +60,25 @@ async fn exchange(app: &TestApp, code: &str, verifier: &str, redirect_uri: &str)
 
 backend_test! {
     /// Before the client and redirect URI are trusted, errors are an HTML page and never
-    /// a redirect (RFC 6749 §4.1.2.1).
+    /// a redirect (RFC 6749 §4.1.2.1); a redirect URI with a fragment is refused before
+    /// matching (§3.1.2), though a loopback URI would match in everything else. The
+    /// page says what is wrong in words, never a developer string.
     async fn authorize_untrusted_errors_show_a_page(app) {
-        for extra in [vec![("client_id", "nope")], vec![("redirect_uri", "https://evil.example/cb")], vec![("redirect_uri", "")]] {
+        let cases = [
+            (vec![("client_id", "nope")], "The app is not registered with usher."),
+            (vec![("redirect_uri", "https://evil.example/cb")], "The app's return address is not registered with usher."),
+            (vec![("redirect_uri", "")], "The app did not say where to return."),
+            (vec![("redirect_uri", "http://127.0.0.1:9000/callback#frag")], "The app's return address is not valid."),
+            (vec![("redirect_uri", "http://127.0.0.1/callback#")], "The app's return address is not valid."),
+        ];
+        for (extra, text) in cases {
             let r = app.get(&authorize_path(&extra), None).await;
             assert_eq!(r.status, StatusCode::BAD_REQUEST, "{extra:?}");
             assert!(r.header("location").is_none());
             assert!(r.header("content-type").unwrap().starts_with("text/html"));
-            assert!(r.text.contains("This sign-in request is not valid"));
+            assert!(r.text.contains("<h1>This sign-in request is not valid</h1>"), "{}", r.text);
+            assert!(r.text.contains(&format!("<p role=\"alert\">{text}</p>")), "{extra:?}: {}", r.text);
+            assert!(!r.text.contains("redirect_uri") && !r.text.contains("client_id"), "{}", r.text);
             assert_eq!(r.header("x-frame-options"), Some("DENY"));
         }
         let r = app.get("/oauth2/authorize?client_id=nope&client_id=cinema-web", None).await;
@@ -111,7 +122,7 @@ backend_test! {
     async fn authorize_code_single_use(app) {
         let u = app.user().await;
         browser_login(&app, &u).await;
-        let code = code_for(&app, &[("nonce", "n-123")]).await;
+        let code = code_for(&app, &[("nonce", "n-123"), ("scope", "openid profile offline_access")]).await;
         let r = exchange(&app, &code, VERIFIER, "http://127.0.0.1:9000/callback").await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let t = tokens_of(&r);
@@ -128,10 +139,16 @@ backend_test! {
 
 backend_test! {
     /// The exchange needs the right PKCE verifier, the same redirect URI, the same client
-    /// and a code younger than 60 s; each failure is `invalid_grant`.
+    /// and a code younger than 60 s; each failure is `invalid_grant` (RFC 6749 §4.1.3,
+    /// RFC 7636 §4.6).
     async fn authorize_code_exchange_checks(app) {
+        let admin = app.superuser().await;
+        let other = crate::harness::flow::first_party_client(&app, &admin.tokens.access, "other").await;
         let u = app.user().await;
         browser_login(&app, &u).await;
+        let code = code_for(&app, &[]).await;
+        let r = app.post_form("/oauth2/token", &[("grant_type", "authorization_code"), ("code", &code), ("code_verifier", VERIFIER), ("redirect_uri", "http://127.0.0.1:9000/callback"), ("client_id", &other)]).await;
+        assert_oauth_error(&r, 400, "invalid_grant");
         let code = code_for(&app, &[]).await;
         assert_oauth_error(&exchange(&app, &code, &VERIFIER.replace('d', "e"), "http://127.0.0.1:9000/callback").await, 400, "invalid_grant");
         let code = code_for(&app, &[]).await;
@@ -226,7 +243,8 @@ backend_test! {
         let u = app.user().await;
         browser_login(&app, &u).await;
         for hint in ["refresh_token", "access_token"] {
-            let code = code_for(&app, &[]).await;
+            // A refresh token comes with `offline_access` only (OIDC Core §11).
+            let code = code_for(&app, &[("scope", "openid offline_access")]).await;
             let t = tokens_of(&exchange(&app, &code, VERIFIER, "http://127.0.0.1:9000/callback").await);
             let (_, claims) = decode_jwt(&t.access);
             let child = app.store().find_session(claims["sid"].as_str().unwrap()).await.unwrap().unwrap();

@@ -109,8 +109,9 @@ fn save_screenshot(name: &str, png: &[u8]) {
 }
 
 /// Two browser profiles sign in through the relying party; "Log out of all other
-/// sessions" in the first ends the second at once (its access token is refused, its
-/// browser is sent back to the login page); the history page lists the sign-ins.
+/// sessions" in the first ends the second at once (its rows are gone from the first's
+/// account page, its access token is refused, its browser is sent back to the login
+/// page); the history page lists the sign-ins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_login_and_logout_others() {
     let Some((chromium, chromedriver)) = browser_paths() else {
@@ -153,6 +154,19 @@ async fn browser_login_and_logout_others() {
         .wait_for(&format!("{}/callback", rp.me), "Signed in as viewer")
         .await;
     let second_token = rp.tokens.lock().unwrap()["second"].clone();
+    // The second browser's sessions: the one of the relying party and its browser session.
+    let second_sid = decode_jwt(&second_token).1["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let second_browser = app
+        .store()
+        .find_session(&second_sid)
+        .await
+        .unwrap()
+        .unwrap()
+        .parent_sid
+        .unwrap();
     assert_eq!(
         app.get("/api/v1/users/me", Some(&second_token))
             .await
@@ -168,14 +182,26 @@ async fn browser_login_and_logout_others() {
         account.contains("This device") && account.matches("End this session").count() >= 2,
         "{account}"
     );
+    for sid in [&second_sid, &second_browser] {
+        assert!(
+            account.contains(&format!("data-sid=\"{sid}\"")),
+            "the second browser's session {sid} is listed: {account}"
+        );
+    }
     save_screenshot("account", &first.screenshot().await);
     first.click("#logout-others").await;
-    first
+    let account = first
         .wait_for(
             &format!("{}/account", app.base),
             "Signed out of 2 other session(s).",
         )
         .await;
+    for sid in [&second_sid, &second_browser] {
+        assert!(
+            !account.contains(sid.as_str()),
+            "the second browser's session {sid} is gone from the page: {account}"
+        );
+    }
     assert_problem(
         &app.get("/api/v1/users/me", Some(&second_token)).await,
         401,

@@ -39,6 +39,24 @@ backend_test! {
 }
 
 backend_test! {
+    /// The discovery document states the browser flow truthfully (OIDC Discovery 1.0
+    /// §3, RFC 8414 §2, RFC 9207 §3, RP-Initiated Logout 1.0 §2.1): endpoints, S256 only,
+    /// the prompt values, query responses with `iss`, and the claims and scopes released.
+    async fn discovery_states_the_browser_flow(app) {
+        let d = app.get("/.well-known/openid-configuration", None).await.body;
+        assert_eq!(d["authorization_endpoint"], app.url("/oauth2/authorize"));
+        assert_eq!(d["end_session_endpoint"], app.url("/oauth2/logout"));
+        assert_eq!(d["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(d["prompt_values_supported"], json!(["none", "login", "consent"]));
+        assert_eq!(d["authorization_response_iss_parameter_supported"], json!(true));
+        assert_eq!(d["response_modes_supported"], json!(["query"]));
+        assert_eq!(d["response_types_supported"], json!(["code"]));
+        assert_eq!(d["claims_supported"], json!(["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "at_hash", "preferred_username", "updated_at", "email", "email_verified", "roles"]));
+        assert_eq!(d["scopes_supported"], json!(["openid", "profile", "email", "roles", "offline_access"]));
+    }
+}
+
+backend_test! {
     /// The JWKS publishes the signing key under its RFC 7638 thumbprint, the `kid` every
     /// token carries, and the key verifies a token.
     async fn jwks_publishes_signing_key(app) {

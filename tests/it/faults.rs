@@ -16,8 +16,9 @@ fn pg_host_port(url: &str) -> String {
 
 /// With PostgreSQL down, endpoints that need it answer 503 problem+json with
 /// `Retry-After` (the account API: profile, login history, profile change, sign-up; the
-/// token endpoint: `temporarily_unavailable`), `/readyz` names the database, the failed
-/// writes change nothing, and everything recovers by itself when it is back.
+/// token endpoint: `temporarily_unavailable`; a page: the 503 HTML page), `/readyz`
+/// names the database, the failed writes change nothing, and everything recovers by
+/// itself when it is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_outage_is_503_and_recovers() {
     let Some((admin, _)) = pg_env() else {
@@ -40,6 +41,8 @@ async fn database_outage_is_503_and_recovers() {
     let check = "/api/v1/authz/check?permission=films:watch_recent";
     let warm = app.get(check, Some(&u.tokens.access)).await;
     assert_eq!(warm.status, StatusCode::OK, "{}", warm.text);
+    let r = app.sign_in_page("/login", &u.login, PASSWORD).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     proxy.cut();
     let r = app.get("/api/v1/users/me", Some(&u.tokens.access)).await;
     assert_problem(&r, 503, "unavailable");
@@ -80,6 +83,26 @@ async fn database_outage_is_503_and_recovers() {
     }
     let r = app.login(&u.login, PASSWORD).await;
     assert_oauth_error(&r, 503, "temporarily_unavailable");
+    // A page (its browser session lives in Redis; its usher session in the database):
+    // the 503 page with Retry-After, no developer string.
+    let r = app.get("/account", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.header("retry-after"), Some("5"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(
+        r.text.contains("<h1>Try again in a moment</h1>"),
+        "{}",
+        r.text
+    );
+    assert!(
+        !r.text.to_lowercase().contains("sqlx")
+            && !r.text.contains("5432")
+            && !r.text.contains("unavailable:")
+            && !r.text.contains("database"),
+        "{}",
+        r.text
+    );
     assert!(r.header("retry-after").is_some());
     let r = app.get("/readyz", None).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);

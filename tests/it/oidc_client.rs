@@ -5,17 +5,21 @@
 
 use crate::backend_test;
 use crate::harness::*;
-use openidconnect::core::{CoreClient, CoreIdTokenClaims, CoreResponseType, CoreUserInfoClaims};
+use openidconnect::core::{
+    CoreClient, CoreIdTokenClaims, CoreJwsSigningAlgorithm, CoreResponseType, CoreUserInfoClaims,
+};
 use openidconnect::{
-    AuthenticationFlow, AuthorizationCode, ClientId, CsrfToken, IssuerUrl, LogoutRequest, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthenticationFlow, AuthorizationCode, ClientId, CsrfToken, IssuerUrl,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PostLogoutRedirectUrl,
+    ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use reqwest::StatusCode;
 
 backend_test! {
-    /// The `openidconnect` relying party completes login, verifies the ID token, reads
-    /// userinfo, refreshes, and logs out; after logout usher refuses the access token.
+    /// The `openidconnect` relying party completes login, verifies the ID token (its
+    /// `at_hash` as the library computes it), reads userinfo, refreshes (having asked
+    /// for `offline_access`, OIDC Core §11), and logs out; after logout usher refuses the
+    /// access token.
     async fn openidconnect_relying_party_full_flow(app) {
         let u = app.user().await;
         let http = openidconnect::reqwest::Client::builder()
@@ -33,6 +37,7 @@ backend_test! {
             .add_scope(Scope::new("profile".into()))
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new("roles".into()))
+            .add_scope(Scope::new("offline_access".into()))
             .set_pkce_challenge(challenge)
             .url();
 
@@ -59,7 +64,10 @@ backend_test! {
         assert_eq!(claims.subject().as_str(), u.id);
         assert_eq!(claims.preferred_username().map(|n| n.as_str()), Some(u.login.as_str()));
         assert!(claims.auth_time().is_some());
-        assert!(claims.access_token_hash().is_some(), "at_hash");
+        let verifier = client.id_token_verifier();
+        assert_eq!(id_token.signing_alg().unwrap(), &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+        let expected = AccessTokenHash::from_token(tokens.access_token(), id_token.signing_alg().unwrap(), id_token.signing_key(&verifier).unwrap()).unwrap();
+        assert_eq!(claims.access_token_hash(), Some(&expected), "at_hash (OIDC Core §3.1.3.6)");
         let userinfo: CoreUserInfoClaims = client
             .user_info(tokens.access_token().clone(), None).unwrap()
             .request_async(&http).await.unwrap();

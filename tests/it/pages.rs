@@ -3,8 +3,10 @@
 //! end-session confirmation.
 
 use crate::backend_test;
+use crate::harness::flow::*;
 use crate::harness::*;
 use reqwest::{Method, StatusCode};
+use serde_json::json;
 
 async fn page(app: &TestApp, path: &str) -> Resp {
     read(app.client.get(app.url(path)).send().await.unwrap()).await
@@ -22,6 +24,41 @@ async fn post(app: &TestApp, path: &str, form: &[(&str, &str)]) -> Resp {
     .await
 }
 
+/// Asserts the headers every page sends: HTML, CSP without script and framing, no
+/// referrer, and no caching.
+fn assert_page_headers(r: &Resp, what: &str) {
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/html; charset=utf-8"),
+        "{what}"
+    );
+    let csp = r
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no CSP"));
+    assert!(
+        csp.contains("default-src 'none'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("script-src"),
+        "{what}: {csp}"
+    );
+    assert_eq!(r.header("x-frame-options"), Some("DENY"), "{what}");
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{what}");
+    assert_eq!(r.header("cache-control"), Some("no-store"), "{what}");
+    assert!(!r.text.contains("<script"), "{what}");
+}
+
+/// A third-party client "Film Club" (public, code flow, refresh) at
+/// `https://club.example/cb`; returns its id.
+async fn film_club(app: &TestApp) -> String {
+    let admin = app.superuser().await;
+    let client = app.register_client(&admin.tokens.access, json!({
+        "client_name": "Film Club", "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"], "redirect_uris": ["https://club.example/cb"],
+        "scope": "openid email offline_access",
+    })).await;
+    client["client_id"].as_str().unwrap().to_owned()
+}
+
 async fn account_csrf(app: &TestApp) -> String {
     let r = page(app, "/account").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -29,17 +66,14 @@ async fn account_csrf(app: &TestApp) -> String {
 }
 
 backend_test! {
-    /// Pages send CSP without script, frame denial, no referrer and no-store; the
-    /// stylesheet is served; the login form is labelled.
+    /// Every page (login, account, history, consent, sign-out confirmation, error page)
+    /// sends CSP without script, frame denial (`X-Frame-Options` and `frame-ancestors`),
+    /// no referrer and `Cache-Control: no-store`; the stylesheet is served; the login
+    /// form is labelled.
     async fn pages_security_headers(app) {
         let r = page(&app, "/login").await;
         assert_eq!(r.status, StatusCode::OK);
-        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
-        let csp = r.header("content-security-policy").unwrap();
-        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("script-src"));
-        assert_eq!(r.header("x-frame-options"), Some("DENY"));
-        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
-        assert_eq!(r.header("cache-control"), Some("no-store"));
+        assert_page_headers(&r, "login");
         let cookie = r.header("set-cookie").unwrap();
         assert!(cookie.starts_with("usher_session=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
         assert!(!cookie.contains("Secure"), "http issuer");
@@ -47,6 +81,22 @@ backend_test! {
         assert!(!r.text.contains("<script"));
         let css = page(&app, "/static/usher.css").await;
         assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+        let club = film_club(&app).await;
+        let u = app.user().await;
+        app.sign_in_page("/login", &u.login, PASSWORD).await;
+        let consent = page(&app, &authorize_path(&club, "https://club.example/cb", &[("scope", "openid")])).await;
+        let pages = [
+            ("/account".to_owned(), StatusCode::OK),
+            ("/account/history".to_owned(), StatusCode::OK),
+            (consent.header("location").unwrap().to_owned(), StatusCode::OK),
+            ("/oauth2/logout".to_owned(), StatusCode::OK),
+            ("/oauth2/authorize?client_id=nope".to_owned(), StatusCode::BAD_REQUEST),
+        ];
+        for (path, status) in pages {
+            let r = page(&app, &path).await;
+            assert_eq!(r.status, status, "{path}: {}", r.text);
+            assert_page_headers(&r, &path);
+        }
     }
 }
 
@@ -67,17 +117,48 @@ backend_test! {
 }
 
 backend_test! {
-    /// Forms without the session's CSRF token are refused (403) and change nothing.
+    /// Every form without the session's CSRF token (login, sign-up, profile, password,
+    /// end one session, logout-others, withdraw consent, consent, sign-out confirmation,
+    /// sign out) is refused with the 403 page and changes nothing (OWASP CSRF
+    /// synchronizer token).
     async fn pages_refuse_forged_forms(app) {
+        let refused = |r: &Resp, what: &str| {
+            assert_eq!(r.status, StatusCode::FORBIDDEN, "{what}: {}", r.text);
+            assert!(r.text.contains("<h1>Please try again</h1>"), "{what}: {}", r.text);
+        };
+        let club = film_club(&app).await;
         let u = app.user().await;
-        let r = post(&app, "/login", &[("login", &u.login), ("password", PASSWORD)]).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN);
+        page(&app, "/login").await;
+        refused(&post(&app, "/login", &[("csrf", "forged"), ("login", &u.login), ("password", PASSWORD)]).await, "login");
+        assert_eq!(page(&app, "/account").await.status, StatusCode::SEE_OTHER, "not signed in");
+        refused(&post(&app, "/signup", &[("csrf", "forged"), ("login", "forged-signup"), ("password", PASSWORD)]).await, "signup");
+        assert!(app.store().find_user_by_login("forged-signup").await.unwrap().is_none());
         app.sign_in_page("/login", &u.login, PASSWORD).await;
-        let r = post(&app, "/account/logout-others", &[("csrf", "forged")]).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN);
-        let r = post(&app, "/account/password", &[("current_password", PASSWORD), ("new_password", "hijacked password")]).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN);
-        assert_eq!(app.login(&u.login, PASSWORD).await.status, StatusCode::OK);
+        let sid = decode_jwt(&u.tokens.access).1["sid"].as_str().unwrap().to_owned();
+        app.store().save_consent(&u.id, &club, "openid", app.clock_now()).await.unwrap();
+        let forms = [
+            ("/account/profile".to_owned(), vec![("login", "hijacked")]),
+            ("/account/password".to_owned(), vec![("current_password", PASSWORD), ("new_password", "hijacked password")]),
+            (format!("/account/sessions/{sid}/end"), vec![]),
+            ("/account/logout-others".to_owned(), vec![]),
+            (format!("/account/consents/{club}/revoke"), vec![]),
+            ("/oauth2/logout".to_owned(), vec![("confirm", "yes")]),
+            ("/account/logout".to_owned(), vec![]),
+        ];
+        for (path, fields) in forms {
+            let mut form = vec![("csrf", "forged")];
+            form.extend(fields);
+            refused(&post(&app, &path, &form).await, &path);
+        }
+        let r = page(&app, &authorize_path(&club, "https://club.example/cb", &[("scope", "openid email")])).await;
+        let consent = page(&app, r.header("location").unwrap()).await;
+        let request = form_value(&consent.text, "request").unwrap();
+        refused(&post(&app, "/consent", &[("csrf", "forged"), ("request", &request), ("decision", "allow")]).await, "consent");
+        assert_eq!(app.store().find_consent(&u.id, &club).await.unwrap().as_deref(), Some("openid"), "consent unchanged");
+        assert_eq!(app.store().find_user(&u.id).await.unwrap().unwrap().login, u.login, "profile unchanged");
+        assert_eq!(app.get("/api/v1/users/me", Some(&u.tokens.access)).await.status, StatusCode::OK, "session not ended");
+        assert_eq!(page(&app, "/account").await.status, StatusCode::OK, "still signed in");
+        assert_eq!(app.login(&u.login, PASSWORD).await.status, StatusCode::OK, "password unchanged");
     }
 }
 
@@ -106,9 +187,11 @@ backend_test! {
     async fn account_logout_others(app) {
         let u = app.user().await;
         app.sign_in_page("/login", &u.login, PASSWORD).await;
+        let other = decode_jwt(&u.tokens.access).1["sid"].as_str().unwrap().to_owned();
         let r = page(&app, "/account").await;
         assert!(r.text.contains("This device") && r.text.contains("Log out of all other sessions"), "{}", r.text);
-        assert!(r.text.matches("<li").count() >= 2);
+        let row = format!("<li data-sid=\"{other}\">");
+        assert!(r.text.contains(&row), "the other session is listed: {}", r.text);
         let csrf = form_value(&r.text, "csrf").unwrap();
         let r = post(&app, "/account/logout-others", &[("csrf", &csrf)]).await;
         assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/account")));
@@ -116,6 +199,8 @@ backend_test! {
         let r = page(&app, "/account").await;
         assert_eq!(r.status, StatusCode::OK, "this browser stays signed in");
         assert!(r.text.contains("Signed out of 1 other session(s)."));
+        assert!(!r.text.contains(&row), "the other session's row is gone: {}", r.text);
+        assert_eq!(r.text.matches("<li data-sid=").count(), 1, "only this device: {}", r.text);
     }
 }
 
@@ -133,12 +218,12 @@ backend_test! {
         let r = post(&app, "/account/profile", &[("csrf", &csrf), ("login", "x"), ("email", "")]).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
         let r = page(&app, "/account").await;
-        assert!(r.text.contains("login: must be at least 3 characters"), "{}", r.text);
+        assert!(r.text.contains("<li>The login must be at least 3 characters long.</li>"), "{}", r.text);
         post(&app, "/account/profile", &[("csrf", &csrf), ("login", "page-renamed"), ("email", "p@example.org")]).await;
         let stored = app.store().find_user(&u.id).await.unwrap().unwrap();
         assert_eq!((stored.login.as_str(), stored.email.as_deref()), ("page-renamed", Some("p@example.org")));
         post(&app, "/account/password", &[("csrf", &csrf), ("current_password", "wrong one"), ("new_password", "brand new secret")]).await;
-        assert!(page(&app, "/account").await.text.contains("the current password is wrong"));
+        assert!(page(&app, "/account").await.text.contains("<li>The current password is wrong.</li>"));
         post(&app, "/account/password", &[("csrf", &csrf), ("current_password", PASSWORD), ("new_password", "brand new secret")]).await;
         assert_eq!(app.login("page-renamed", "brand new secret").await.status, StatusCode::OK);
         assert_eq!(page(&app, "/account").await.status, StatusCode::OK, "this device keeps its session");
@@ -178,33 +263,44 @@ backend_test! {
         let csrf = form_value(&r.text, "csrf").unwrap();
         let r = post(&app, "/signup", &[("csrf", &csrf), ("login", "a"), ("password", "short"), ("email", "bad")]).await;
         assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(r.text.contains("login: must be at least 3 characters") && r.text.contains("password: must be at least 8 characters"));
+        assert!(r.text.contains("<li>The login must be at least 3 characters long.</li>") && r.text.contains("<li>The password must be at least 8 characters long.</li>") && r.text.contains("<li>The e-mail address is not valid.</li>"), "{}", r.text);
         let r = post(&app, "/signup", &[("csrf", &csrf), ("login", "newbie"), ("password", PASSWORD), ("email", "")]).await;
         assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/account")));
         assert_eq!(page(&app, "/account").await.status, StatusCode::OK);
         let r = post(&app, "/signup", &[("csrf", &account_csrf(&app).await), ("login", "NEWBIE"), ("password", PASSWORD)]).await;
-        assert!(r.text.contains("this login is already taken"));
+        assert!(r.text.contains("<li>This login is already taken.</li>"), "{}", r.text);
     }
 }
 
 backend_test! {
-    /// Withdrawing a consent from the account page forgets it and ends the app's sessions.
+    /// Withdrawing a consent from the account page forgets it and ends the app's
+    /// sessions: its access and refresh tokens are refused at once; the next request of
+    /// the app asks for consent again.
     async fn account_withdraws_consent(app) {
-        let admin = app.superuser().await;
-        let client = app.register_client(&admin.tokens.access, serde_json::json!({
-            "client_name": "Film Club", "grant_types": ["authorization_code"], "redirect_uris": ["https://club.example/cb"], "scope": "openid",
-        })).await;
-        let id = client["client_id"].as_str().unwrap();
+        let id = film_club(&app).await;
+        let cb = "https://club.example/cb";
         let u = app.user().await;
         app.sign_in_page("/login", &u.login, PASSWORD).await;
-        let me = app.store().find_user(&u.id).await.unwrap().unwrap();
-        app.store().save_consent(&me.id, id, "openid", app.clock_now()).await.unwrap();
+        let r = page(&app, &authorize_path(&id, cb, &[("scope", "openid email offline_access"), ("prompt", "consent")])).await;
+        let consent = page(&app, r.header("location").unwrap()).await;
+        let form = [("csrf", form_value(&consent.text, "csrf").unwrap()), ("request", form_value(&consent.text, "request").unwrap()), ("decision", "allow".to_owned())];
+        let r = read(app.client.post(app.url("/consent")).form(&form).send().await.unwrap()).await;
+        let club = tokens_of(&redeem(&app, &id, &code_of(&r), cb).await);
+        assert_eq!(app.get("/oauth2/userinfo", Some(&club.access)).await.status, StatusCode::OK);
         let r = page(&app, "/account").await;
-        assert!(r.text.contains("Film Club"));
+        assert!(r.text.contains("<strong>Film Club</strong> · Confirm who you are; See your e-mail address; Stay signed in while you are away ·"), "{}", r.text);
         let csrf = form_value(&r.text, "csrf").unwrap();
-        post(&app, &format!("/account/consents/{id}/revoke"), &[("csrf", &csrf)]).await;
-        assert_eq!(app.store().find_consent(&u.id, id).await.unwrap(), None);
-        assert!(page(&app, "/account").await.text.contains("None."));
+        let r = post(&app, &format!("/account/consents/{id}/revoke"), &[("csrf", &csrf)]).await;
+        assert_eq!((r.status, r.header("location")), (StatusCode::SEE_OTHER, Some("/account")));
+        assert_eq!(app.store().find_consent(&u.id, &id).await.unwrap(), None);
+        assert_eq!(app.get("/oauth2/userinfo", Some(&club.access)).await.status, StatusCode::UNAUTHORIZED);
+        assert_oauth_error(&app.post_form("/oauth2/token", &[("grant_type", "refresh_token"), ("refresh_token", &club.refresh), ("client_id", &id)]).await, 400, "invalid_grant");
+        let sid = decode_jwt(&club.access).1["sid"].as_str().unwrap().to_owned();
+        let ended = app.store().find_session(&sid).await.unwrap().unwrap();
+        assert_eq!(ended.end_reason.as_deref(), Some("consent_withdrawn"));
+        let r = page(&app, "/account").await;
+        assert!(r.text.contains("Access withdrawn.") && r.text.contains("None."), "{}", r.text);
+        assert_eq!(page(&app, &authorize_path(&id, cb, &[("scope", "openid")])).await.header("location").map(|l| l.starts_with("/consent?")), Some(true));
     }
 }
 

@@ -152,6 +152,57 @@ backend_test! {
 }
 
 backend_test! {
+    /// `reauthenticate_session` renews a live session in place (auth time, last use,
+    /// expiry) and records the login; an ended or expired session is left alone (`None`,
+    /// nothing recorded).
+    async fn store_reauthenticates_live_sessions_only(app) {
+        let s = app.store();
+        let u = user("reauth", None);
+        s.insert_user(&u).await.unwrap();
+        let now = 1_000_000;
+        s.start_session(&session("live", &u.id, now), None, None).await.unwrap();
+        s.start_session(&session("ended", &u.id, now), None, None).await.unwrap();
+        s.end_session_by_id("ended", "logout", now + 1).await.unwrap();
+        let event = |at: i64| NewLoginEvent { user_id: u.id.clone(), at, ip: None, user_agent: None, method: "login_page", outcome: "success" };
+        let renewed = s.reauthenticate_session("live", now + 5000, &event(now + 10)).await.unwrap().unwrap();
+        assert_eq!((renewed.id.as_str(), renewed.auth_time, renewed.last_used_at, renewed.expires_at, renewed.started_at), ("live", now + 10, now + 10, now + 5000, now));
+        assert_eq!(s.find_session("live").await.unwrap().unwrap().auth_time, now + 10);
+        assert!(s.reauthenticate_session("ended", now + 5000, &event(now + 20)).await.unwrap().is_none());
+        assert!(s.reauthenticate_session("live", now + 9000, &event(now + 6000)).await.unwrap().is_none(), "expired");
+        assert!(s.reauthenticate_session("nope", now + 9000, &event(now + 20)).await.unwrap().is_none());
+        let events = s.list_login_events(&u.id, None, 10).await.unwrap();
+        assert_eq!(events.len(), 1, "only the successful renewal is recorded");
+        assert_eq!(s.find_user(&u.id).await.unwrap().unwrap().last_login_at, Some(now + 10));
+    }
+}
+
+backend_test! {
+    /// `delete_consent` forgets the consent and ends the user's live sessions with that
+    /// client only: not the browser session they were opened through, not other users'.
+    async fn store_withdrawn_consent_ends_client_sessions(app) {
+        let s = app.store();
+        let (u, v) = (user("consenting", None), user("bystander", None));
+        s.insert_user(&u).await.unwrap();
+        s.insert_user(&v).await.unwrap();
+        let now = 1_000_000;
+        let mut browser = session("browser", &u.id, now);
+        browser.client_id = "usher".into();
+        s.start_session(&browser, None, None).await.unwrap();
+        let mut child = session("child", &u.id, now);
+        child.parent_sid = Some("browser".into());
+        s.start_session(&child, None, None).await.unwrap();
+        s.start_session(&session("other-user", &v.id, now), None, None).await.unwrap();
+        s.save_consent(&u.id, "cinema-web", "openid", now).await.unwrap();
+        let changes = s.delete_consent(&u.id, "cinema-web", "consent_withdrawn", now + 1).await.unwrap();
+        assert_eq!(changes.iter().map(|c| c.sid.clone().unwrap()).collect::<Vec<_>>(), vec!["child".to_owned()]);
+        assert_eq!(s.find_consent(&u.id, "cinema-web").await.unwrap(), None);
+        assert_eq!(s.find_session("child").await.unwrap().unwrap().end_reason.as_deref(), Some("consent_withdrawn"));
+        assert!(s.find_session("browser").await.unwrap().unwrap().ended_at.is_none());
+        assert!(s.find_session("other-user").await.unwrap().unwrap().ended_at.is_none());
+    }
+}
+
+backend_test! {
     /// `update_role` changes only the members it is given, in one transaction: a
     /// description-only change never writes back permissions read before another change
     /// removed one; the answer is the role as stored; unknown ids are `NotFound`, taken

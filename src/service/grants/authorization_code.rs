@@ -1,6 +1,8 @@
 //! The authorization code grant (RFC 6749 §4.1.3): a code is spent once; it must come
 //! from the same client with the same redirect URI and the PKCE verifier. A second use of
-//! a code fails and ends the session its first use started (§4.1.2).
+//! a code fails and ends the session its first use started (§4.1.2). The browser session
+//! the code was issued in must still be live. A refresh token comes only with granted
+//! `offline_access` (OIDC Core §11).
 
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use crate::AppState;
 use crate::service::authorize::{CodeGrant, code_key};
 use crate::service::clients::Client;
 use crate::service::tokens::{self, TokenResponse, UserGrant};
-use crate::service::{OAuthError, RequestMeta, ServiceError, feed, pkce, sessions};
+use crate::service::{OAuthError, RequestMeta, ServiceError, feed, pkce, scope, sessions};
 
 fn invalid() -> ServiceError {
     OAuthError::invalid_grant("the authorization code is invalid, expired or already used").into()
@@ -55,7 +57,6 @@ pub async fn grant(
     app: &AppState,
     client: &Client,
     input: &CodeRequest<'_>,
-    meta: &RequestMeta,
 ) -> Result<TokenResponse, ServiceError> {
     let key = code_key(input.code);
     let Some(json) = app.state.take(&key).await? else {
@@ -83,19 +84,21 @@ pub async fn grant(
     else {
         return Err(invalid());
     };
-    if app.feed.is_session_ended(&code.browser_sid) {
+    // The browser session must still be live: not ended (the store remembers longer
+    // than the feed) and not expired.
+    let Some(browser) = sessions::live_browser(app, &code.browser_sid, &user.id).await? else {
         return Err(invalid());
-    }
+    };
     // The new session belongs to the viewer's browser, not to the client's server that
     // redeems the code: it takes the browser session's address and user agent.
-    let browser = app.store.find_session(&code.browser_sid).await?;
-    let device = match &browser {
-        Some(b) => RequestMeta {
-            ip: b.ip.as_deref().and_then(|ip| ip.parse().ok()),
-            user_agent: b.user_agent.clone(),
-        },
-        None => meta.clone(),
+    let device = RequestMeta {
+        ip: browser.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        user_agent: browser.user_agent.clone(),
     };
+    // OIDC Core §11: a refresh token only for granted `offline_access`, and only to a
+    // client that may use it.
+    let with_refresh =
+        scope::has(&req.scope, "offline_access") && client.allows_grant("refresh_token");
     let (session, refresh) = sessions::start(
         app,
         sessions::NewSession {
@@ -106,6 +109,7 @@ pub async fn grant(
             meta: &device,
             event: None,
             parent_sid: Some(&code.browser_sid),
+            with_refresh,
         },
     )
     .await?;
@@ -118,7 +122,6 @@ pub async fn grant(
         feed::publish(app, &ended).await;
         return Err(invalid());
     }
-    let refresh = client.allows_grant("refresh_token").then_some(&refresh);
     tokens::respond(
         app,
         &UserGrant {
@@ -127,7 +130,7 @@ pub async fn grant(
             sid: &session.id,
             auth_time: code.auth_time,
             scope: &req.scope,
-            refresh,
+            refresh: refresh.as_ref(),
             nonce: req.nonce.as_deref(),
             with_id_token: true,
         },

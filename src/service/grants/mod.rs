@@ -102,7 +102,7 @@ pub async fn run(
                 redirect_uri: redirect_uri.as_deref(),
                 code_verifier: code_verifier.as_deref(),
             };
-            authorization_code::grant(app, client, &input, meta).await
+            authorization_code::grant(app, client, &input).await
         }
         GrantRequest::ClientCredentials { scope } => {
             client_credentials::grant(app, client, scope.as_deref()).await

@@ -53,6 +53,7 @@ pub async fn grant(
             meta,
             event: Some(&login.event),
             parent_sid: None,
+            with_refresh: true,
         },
     )
     .await?;
@@ -64,7 +65,7 @@ pub async fn grant(
             sid: &session.id,
             auth_time: session.auth_time,
             scope: &scope,
-            refresh: Some(&refresh),
+            refresh: refresh.as_ref(),
             nonce: None,
             with_id_token: true,
         },

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod flow;
 pub mod proxy;
 pub mod webdriver;
 
@@ -406,6 +407,15 @@ impl TestApp {
             clock: None,
             sqlite_dir: None,
             keys: None,
+        }
+    }
+
+    /// A builder of another app on this app's backend, with a fresh store (for a test
+    /// that needs its own configuration on both backends).
+    pub fn same_backend(&self) -> TestAppBuilder {
+        match self.backend {
+            Backend::Sqlite => Self::builder().sqlite(),
+            Backend::Postgres => Self::builder().postgres(),
         }
     }
 
