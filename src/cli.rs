@@ -58,7 +58,8 @@ pub enum Command {
 /// Key subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeysAction {
-    /// Generate a new RSA-2048 key: published at once, signing after the activation delay.
+    /// Generate a new RSA-2048 key: published by every instance within a minute (the key
+    /// directory is re-read every minute), signing after the activation delay.
     Rotate,
 }
 

@@ -147,8 +147,11 @@ pub enum LogFormat {
 #[error("invalid configuration: {0}")]
 pub struct ConfigError(pub String);
 
-/// The raw, layered form before validation.
+/// The raw, layered form before validation. Unknown members can only come from the
+/// TOML file (unknown `USHER_*` variables are filtered out and warned about): a typo
+/// there is an error, not a silently ignored setting.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Raw {
     bind: String,
     issuer: Option<String>,
@@ -790,5 +793,22 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(60));
         let err = Config::load_from(Some(&dir.path().join("none.toml")), &[]).unwrap_err();
         assert!(err.to_string().contains("does not exist"));
+    }
+
+    /// A key of the TOML file that usher does not know (a typo) is a one-line error
+    /// naming it, not a silently ignored setting.
+    #[test]
+    fn unknown_toml_key_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("usher.toml");
+        std::fs::write(&path, "acess_token_ttl = \"5m\"\n").unwrap();
+        let err = Config::load_from(Some(&path), &[]).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "invalid configuration: {}: unknown key `acess_token_ttl`",
+                path.display()
+            ),
+        );
     }
 }

@@ -19,11 +19,14 @@ pub(super) fn describe_figment_error(e: &figment::Error) -> ConfigError {
         .as_ref()
         .map(|m| m.name.to_string())
         .unwrap_or_default();
+    let file_name = file.unwrap_or(source);
     let kind = match &e.kind {
         figment::error::Kind::Message(m) => m.clone(),
+        figment::error::Kind::UnknownField(name, _) => {
+            return ConfigError(format!("{file_name}: unknown key `{name}`"));
+        }
         other => other.to_string(),
     };
-    let file_name = file.unwrap_or(source);
     let line = if key.is_empty() {
         format!("{file_name}: {}", toml_report_line(&kind))
     } else if file_name.to_ascii_lowercase().contains("toml") || file_name.contains('/') {
