@@ -13,8 +13,10 @@
 //! # async fn list_films() {}
 //! # async fn watch() {}
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let verifier = Verifier::builder("https://id.cinema.example", "movie-api")
+//! // usher's USHER_ISSUER and USHER_AUDIENCE (`cinema` unless usher is configured otherwise)
+//! let verifier = Verifier::builder("https://id.cinema.example", "cinema")
 //!     .feed_credentials("movie-api", std::env::var("MOVIE_API_SECRET")?) // optional: feed mode
+//!     .feed_max_lag(std::time::Duration::from_secs(75)) // the default; then 503
 //!     .build().await?;
 //! let app: Router = Router::new()
 //!     .route("/films", get(list_films)) // open to everyone
@@ -48,7 +50,8 @@
 //!   token, cached for 2 s per (token, question), and dropped for a user as soon as the
 //!   feed (when it runs) reports a change of their roles: role changes apply at once, at
 //!   the price of a call per cache miss and a dependency on usher being up (503
-//!   otherwise).
+//!   otherwise). [`Verifier::check_anonymous`] asks the same check without a token, for
+//!   usher's `anonymous` role.
 //!
 //! # Keys
 //!
