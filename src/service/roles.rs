@@ -99,7 +99,8 @@ fn normalized(perms: Vec<String>) -> Vec<String> {
 
 /// 403 when a role's permissions go beyond what its creator or editor holds.
 const GRANT_NOT_HELD: &str = "a role can only be given permissions that you hold";
-/// 403 when a role holding more than the caller holds is assigned, taken away or deleted.
+/// 403 when a role holding more than the caller holds is assigned, taken away, deleted,
+/// renamed or given other permissions.
 const ROLE_NOT_HELD: &str = "this role holds a permission that you do not hold";
 
 /// 404 `role_not_found`.
@@ -176,8 +177,11 @@ pub async fn create(
 }
 
 /// Changes the supplied members of a role. Renaming a built-in role is 409
-/// `builtin_role`; a new permission set holding a permission the caller (not a
-/// superuser) lacks is 403 `permission_not_held`.
+/// `builtin_role`. Unless the caller is the superuser, changing the name or the
+/// permissions of a role that holds a permission the caller lacks, or giving it one, is
+/// 403 `permission_not_held`: otherwise a role admin could strip a role they could not
+/// grant, or free its name (which offline verifiers trust) for a role of their own. The
+/// description alone may always be changed.
 pub async fn update(
     app: &AppState,
     caller: &UserAuthz,
@@ -188,7 +192,8 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(ServiceError::Validation(errors));
     }
-    // Only the built-in flag and a built-in role's name are read here; neither changes.
+    // The built-in flag, the name and the permissions held now are read here; a
+    // concurrent change was itself checked against its author's permissions.
     let current = app.store.find_role(id).await?.ok_or_else(role_not_found)?;
     if let Some(name) = &input.name
         && current.builtin
@@ -205,6 +210,9 @@ pub async fn update(
         input.permissions.iter().flatten(),
         GRANT_NOT_HELD,
     )?;
+    if input.permissions.is_some() || input.name.as_ref().is_some_and(|n| *n != current.name) {
+        authz::require_held(app, caller, &current.permissions, ROLE_NOT_HELD)?;
+    }
     let change = RoleChange {
         name: input.name,
         description: input.description,

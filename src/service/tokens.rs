@@ -174,7 +174,7 @@ pub struct UserGrant<'a> {
     pub refresh: Option<&'a PlainToken>,
     /// `nonce` for the ID token.
     pub nonce: Option<&'a str>,
-    /// Issue an ID token when `openid` is in scope (false on refresh unless configured).
+    /// Issue an ID token when `openid` is in scope (on refresh: `id_token_on_refresh`).
     pub with_id_token: bool,
 }
 

@@ -73,8 +73,8 @@ backend_test! {
 
 backend_test! {
     /// Changing a role's permissions, built-in `user` and `anonymous` included, to a set
-    /// holding a permission the editor lacks is 403 and changes nothing; a change that
-    /// leaves the permissions alone is allowed.
+    /// holding a permission the editor lacks is 403 and changes nothing; so is stripping
+    /// or renaming a role that holds one; a description change is allowed.
     async fn grants_update_beyond_held_is_403(app) {
         let root = app.superuser().await;
         let ra = role_admin(&app, &root.tokens.access).await;
@@ -97,6 +97,19 @@ backend_test! {
             Some(json!({"description": "Recent films"}))).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["permissions"], json!(["films:watch_recent"]));
+        // A role holding a permission the editor lacks cannot be stripped, nor renamed
+        // (its name would be free for a role of the editor's own, and offline verifiers
+        // trust role names).
+        for change in [json!({"permissions": []}), json!({"name": "lapsed"}), json!({"name": "lapsed", "permissions": []})] {
+            let r = app.call(Method::PATCH, &format!("/api/v1/roles/{subscriber}"), token, Some(change.clone())).await;
+            assert_not_held(&r, HELD);
+            let stored = app.store().find_role(&subscriber).await.unwrap().unwrap();
+            assert_eq!((stored.name.as_str(), stored.permissions.clone()), ("subscriber", vec!["films:watch_recent".to_owned()]), "{change}");
+        }
+        // Renaming to its own name is no rename.
+        let r = app.call(Method::PATCH, &format!("/api/v1/roles/{subscriber}"), token,
+            Some(json!({"name": "subscriber", "description": "Recent films"}))).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         // The escalation never happened: the editor still cannot register clients.
         assert_problem(&app.get("/api/v1/clients", token).await, 403, "forbidden");
     }
