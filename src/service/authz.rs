@@ -240,6 +240,13 @@ impl AuthzView {
         self.users.invalidate(user_id);
     }
 
+    /// Drops every user's entry and marks the role definitions stale (after a feed lag
+    /// that may have lost entries).
+    pub fn forget_everything(&self) {
+        self.users.invalidate_all();
+        self.roles_stale.store(true, Ordering::SeqCst);
+    }
+
     /// Role names of a user: `user` first, then assigned roles by name.
     pub fn role_names(&self, user: &UserAuthz) -> Vec<String> {
         let table = self.table();

@@ -2,15 +2,14 @@
 //! against. A load reads the database, then caches what it read; if an invalidation
 //! (a feed entry, a local change) ran at any point of that load, the loaded value may
 //! predate the change, so it is dropped again instead of being served until evicted.
-//! Entries also expire after a time to live: a safety net should an invalidation ever be
-//! missed. Calls nothing but `moka`.
+//! Entries have no time to live: the change feed is the authority, and an instance that
+//! may have missed entries (its catch-up lagged past the feed's retention) drops every
+//! entry at once ([`GuardedCache::invalidate_all`]). So a warm entry is served without a
+//! database round trip for as long as nothing changes, and through a database outage.
+//! Calls nothing but `moka`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-/// How long an entry is served at most without being re-read.
-pub const TIME_TO_LIVE: Duration = Duration::from_secs(60);
 
 /// A cache keyed by id whose loads never outlive an invalidation that raced them.
 pub struct GuardedCache<V> {
@@ -34,18 +33,10 @@ impl<V> GuardedCache<V>
 where
     V: Clone + Send + Sync + 'static,
 {
-    /// A cache of at most `capacity` entries, each kept at most [`TIME_TO_LIVE`].
+    /// A cache of at most `capacity` entries (the least used are evicted beyond it).
     pub fn new(capacity: u64) -> Self {
-        Self::with_ttl(capacity, TIME_TO_LIVE)
-    }
-
-    /// A cache with another time to live.
-    pub fn with_ttl(capacity: u64, ttl: Duration) -> Self {
         Self {
-            entries: moka::sync::Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            entries: moka::sync::Cache::builder().max_capacity(capacity).build(),
             generation: AtomicU64::new(0),
         }
     }
@@ -85,14 +76,15 @@ where
         self.entries.invalidate(key);
     }
 
+    /// Drops every entry; any load in flight will not cache its result.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.invalidate_all();
+    }
+
     /// Number of entries (approximate).
     pub fn entry_count(&self) -> u64 {
         self.entries.entry_count()
-    }
-
-    /// The configured time to live.
-    pub fn time_to_live(&self) -> Option<Duration> {
-        self.entries.policy().time_to_live()
     }
 }
 
@@ -121,20 +113,35 @@ mod tests {
         assert_eq!(cache.get("k"), Some("new"));
     }
 
-    /// An invalidation after the load drops the entry; a miss is not cached; the time to
-    /// live is the safety net's.
+    /// An invalidation after the load drops the entry, `invalidate_all` drops every
+    /// entry, and a miss is not cached; a warm entry stays until then (no time to live).
     #[tokio::test]
-    async fn invalidation_and_ttl() {
+    async fn invalidation_drops_entries() {
         let cache: GuardedCache<u8> = GuardedCache::new(10);
-        assert_eq!(cache.time_to_live(), Some(TIME_TO_LIVE));
-        assert!((30..=60).contains(&TIME_TO_LIVE.as_secs()));
-        cache
-            .get_or_load("k", || async { Ok::<_, ()>(Some(1)) })
-            .await
-            .unwrap();
+        for k in ["k", "l"] {
+            cache
+                .get_or_load(k, || async { Ok::<_, ()>(Some(1)) })
+                .await
+                .unwrap();
+        }
         assert_eq!(cache.get("k"), Some(1));
         cache.invalidate("k");
         assert_eq!(cache.get("k"), None);
+        assert_eq!(cache.get("l"), Some(1), "only the named entry goes");
+        cache.invalidate_all();
+        assert_eq!(cache.get("l"), None);
+        let got = cache
+            .get_or_load("l", || async {
+                cache.invalidate_all();
+                Ok::<_, ()>(Some(2))
+            })
+            .await;
+        assert_eq!(got, Ok(Some(2)));
+        assert_eq!(
+            cache.get("l"),
+            None,
+            "a load racing invalidate_all is not kept"
+        );
         let miss = cache
             .get_or_load("absent", || async { Ok::<_, ()>(None) })
             .await;

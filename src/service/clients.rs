@@ -44,6 +44,11 @@ impl ClientCache {
     pub fn forget(&self, client_id: &str) {
         self.0.invalidate(client_id);
     }
+
+    /// Drops every cached client (after a feed lag that may have lost entries).
+    pub fn forget_all(&self) {
+        self.0.invalidate_all();
+    }
 }
 
 /// How the client presented itself.

@@ -36,6 +36,15 @@ pub const TOKEN_REVOKED: &str = "token_revoked";
 /// Page size of catch-up reads.
 const PAGE: i64 = 1000;
 
+/// What a catch-up did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CatchUp {
+    /// Entries read.
+    pub read: usize,
+    /// Entries may have been pruned before this process read them.
+    pub lagged: bool,
+}
+
 /// A function told of every applied entry.
 type Listener = Box<dyn Fn(&ChangeRecord) + Send + Sync>;
 
@@ -45,6 +54,8 @@ pub struct ChangeFeed {
     revoked: RwLock<HashMap<String, i64>>,
     deleted_clients: RwLock<HashMap<String, i64>>,
     synced_seq: AtomicI64,
+    /// Unix seconds of the last successful read from the database (load or catch-up).
+    synced_at: AtomicI64,
     /// The highest `seq` applied here, from whatever source.
     latest_seq: AtomicI64,
     retention_secs: i64,
@@ -69,6 +80,7 @@ impl ChangeFeed {
             revoked: RwLock::new(HashMap::new()),
             deleted_clients: RwLock::new(HashMap::new()),
             synced_seq: AtomicI64::new(0),
+            synced_at: AtomicI64::new(0),
             latest_seq: AtomicI64::new(0),
             retention_secs,
             notify: Notify::new(),
@@ -175,25 +187,32 @@ impl ChangeFeed {
         self.apply(&recent);
         self.synced_seq.fetch_max(last, Ordering::SeqCst);
         self.latest_seq.fetch_max(last, Ordering::SeqCst);
+        self.synced_at.store(now, Ordering::SeqCst);
         Ok(())
     }
 
-    /// Reads every entry written since the last read (seq order is commit order).
-    pub async fn catch_up(&self, store: &dyn Store) -> Result<usize, StoreError> {
-        let mut total = 0;
+    /// Reads every entry written since the last read (seq order is commit order). The
+    /// answer says whether entries may have been missed: the last successful read is
+    /// older than half the retention, so the janitor may have deleted entries this
+    /// process never saw (views built on entries must then be rebuilt from the tables).
+    pub async fn catch_up(&self, store: &dyn Store, now: i64) -> Result<CatchUp, StoreError> {
+        let lagged = now - self.synced_at.load(Ordering::SeqCst) > self.retention_secs / 2;
+        let mut read = 0;
         loop {
             let after = self.synced_seq.load(Ordering::SeqCst);
             let page = store.changes_after(after, PAGE).await?;
             let Some(last) = page.last().map(|c| c.seq) else {
-                return Ok(total);
+                break;
             };
-            total += page.len();
+            read += page.len();
             self.apply(&page);
             self.synced_seq.fetch_max(last, Ordering::SeqCst);
             if (page.len() as i64) < PAGE {
-                return Ok(total);
+                break;
             }
         }
+        self.synced_at.store(now, Ordering::SeqCst);
+        Ok(CatchUp { read, lagged })
     }
 
     /// Forgets ended sessions older than the retention (their tokens have expired).
@@ -286,9 +305,17 @@ pub async fn run(app: AppState) {
     }
 }
 
-async fn resync(app: &AppState) {
-    if let Err(e) = app.feed.catch_up(app.store.as_ref()).await {
-        tracing::warn!(error = %e, "change feed catch-up failed");
+/// Catches up with the database; after a lag that may have lost entries, drops every
+/// cached user and client and reloads role definitions, so nothing stale survives it.
+pub async fn resync(app: &AppState) {
+    match app.feed.catch_up(app.store.as_ref(), app.clock.now()).await {
+        Ok(CatchUp { lagged: true, .. }) => {
+            tracing::warn!("change feed lagged past half its retention: caches rebuilt");
+            app.authz.forget_everything();
+            app.clients.forget_all();
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "change feed catch-up failed"),
     }
     super::authz::after_changes(app).await;
 }

@@ -315,3 +315,39 @@ async fn check_changes_reach_second_instance() {
     .await;
     assert!(blocked_on_b, "a block must reach B within a second");
 }
+
+backend_test! {
+    /// An instance whose catch-up lagged past half the feed's retention may have missed
+    /// entries that the janitor deleted meanwhile: it drops every cached user and client
+    /// and reloads role definitions, so a role taken away during the lag stops allowing
+    /// at once (a removed role never comes back from a stale cache; no time to live
+    /// needed, so warm checks never wait on the database).
+    async fn check_after_feed_lag_forgets_stale_roles(app) {
+        let root = app.superuser().await;
+        let u = app.user().await;
+        let subscriber = app.role_id("subscriber").await;
+        let assignment = format!("/api/v1/users/{}/roles/{subscriber}", u.id);
+        let r = app.call(Method::PUT, &assignment, Some(&root.tokens.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        // B reads the database only when its own sync runs (here: when the test says).
+        let b = app.sibling(|c| c.feed_sync_interval = Duration::from_secs(3600)).await;
+        let check = "/api/v1/authz/check?permission=films:watch_recent";
+        let warm = b.get(check, Some(&b.tokens(&u.login).await.access)).await;
+        assert_eq!(warm.body["allowed"], true, "{}", warm.text);
+        let r = app.call(Method::DELETE, &assignment, Some(&root.tokens.access), None).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        // B lags past the retention, and the janitor deletes the entry it never read.
+        let retention = app.app.config.change_retention().as_secs() as i64;
+        app.clock.advance(retention + 1);
+        let now = app.clock_now();
+        app.store().prune(now, now - retention).await.unwrap();
+        assert!(app.store().changes_after(0, 100).await.unwrap().is_empty(), "the entry is gone");
+        usher::service::feed::resync(&b.app).await;
+        let fresh = b.tokens(&u.login).await;
+        let (_, claims) = decode_jwt(&fresh.access);
+        assert_eq!(claims["roles"], json!(["user"]), "the new token names no removed role");
+        let r = b.get(check, Some(&fresh.access)).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body, json!({"allowed": false, "subject": u.id, "roles": ["user"]}));
+    }
+}

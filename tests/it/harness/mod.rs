@@ -640,6 +640,26 @@ impl TestApp {
         builder.build().await
     }
 
+    /// A second instance on this app's database (the SQLite file, or the PostgreSQL
+    /// database) with the same issuer, keys and clock but its own shared state (process
+    /// memory, or another Redis prefix): it learns of this app's changes only by reading
+    /// the database. `tweak` changes its configuration.
+    pub async fn sibling(&self, tweak: impl FnOnce(&mut Config) + Send + 'static) -> TestApp {
+        let issuer = self.app.config.issuer.clone();
+        let builder = TestApp::builder()
+            .clock(self.clock.clone())
+            .keys(self.app.keys.clone())
+            .config(move |c| c.issuer = issuer)
+            .config(tweak);
+        let builder = match (self.backend, self.pg.clone()) {
+            (Backend::Postgres, Some(pg)) => builder
+                .postgres()
+                .shared_pg(pg, &format!("usher-test-{}", uuid::Uuid::new_v4().simple())),
+            _ => builder.sqlite().shared_sqlite(self.sqlite_dir.clone()),
+        };
+        builder.build().await
+    }
+
     /// The database URL in use (for a second app or the CLI).
     pub fn database_url(&self) -> String {
         self.app.config.database_url.expose_secret().to_owned()
