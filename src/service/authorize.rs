@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clients::{self, Client};
 use super::redirect_uri::{match_redirect_uri, with_query};
-use super::{ServiceError, has_forbidden_control, pkce, scope};
+use super::{ServiceError, first_repeated, has_forbidden_control, pkce, scope};
 use crate::AppState;
 use crate::token::opaque::random_id;
 use crate::token::sha256_hex;
@@ -186,11 +186,7 @@ pub async fn validate(
             ));
         }
     }
-    if let Some((name, _)) = params
-        .iter()
-        .enumerate()
-        .find_map(|(i, (k, _))| params[..i].iter().any(|(p, _)| p == k).then_some((k, ())))
-    {
+    if let Some(name) = first_repeated(params.iter().map(|(k, _)| k.as_str())) {
         return Err(fail(
             &req,
             "invalid_request",
