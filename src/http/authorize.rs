@@ -17,12 +17,19 @@ use crate::service::authorize::{
 use crate::service::clients;
 use crate::templates::{ConsentPage, Msg};
 
+/// `path?request={id}`, the id form-encoded (it may come from the query of a page).
+pub(super) fn with_request(path: &str, id: &str) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    ser.append_pair("request", id);
+    format!("{path}?{}", ser.finish())
+}
+
 /// The response to the next step of a request.
 pub(super) fn step_response(step: Step) -> Response {
     match step {
         Step::Redirect(url) => Redirect::to(&url).into_response(),
-        Step::Login(id) => Redirect::to(&format!("/login?request={id}")).into_response(),
-        Step::Consent(id) => Redirect::to(&format!("/consent?request={id}")).into_response(),
+        Step::Login(id) => Redirect::to(&with_request("/login", &id)).into_response(),
+        Step::Consent(id) => Redirect::to(&with_request("/consent", &id)).into_response(),
     }
 }
 
@@ -98,7 +105,7 @@ async fn consent_request(
     id: &str,
 ) -> Result<(AuthorizeRequest, BrowserLogin), Response> {
     let Some(login) = current_login(app, session).await.map_err(service_error)? else {
-        return Err(Redirect::to(&format!("/login?request={id}")).into_response());
+        return Err(Redirect::to(&with_request("/login", id)).into_response());
     };
     match authorize::parked(app, id).await {
         Ok(Some(req)) => Ok((req, login)),

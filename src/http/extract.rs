@@ -337,13 +337,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
             form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
-        for (i, (k, v)) in pairs.iter().enumerate() {
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (k, v) in &pairs {
             if has_forbidden_control(k) || has_forbidden_control(v) {
                 return Err(Problem::validation(vec![control_character_error(
                     k.clone(),
                 )]));
             }
-            if pairs[..i].iter().any(|(prev, _)| prev == k) {
+            if !seen.insert(k.as_str()) {
                 return Err(Problem::validation(vec![FieldError::new(
                     k.clone(),
                     "repeated",
@@ -368,6 +369,7 @@ impl OAuthForm {
     /// one, which name no client: `invalid_client`.
     pub fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
         let mut params: Vec<(String, String)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (k, v) in form_urlencoded::parse(bytes).into_owned() {
             if has_forbidden_control(&k) {
                 return Err(OAuthError::invalid_request(
@@ -383,7 +385,7 @@ impl OAuthForm {
                     ))
                 });
             }
-            if params.iter().any(|(prev, _)| *prev == k) {
+            if !seen.insert(k.clone()) {
                 return Err(OAuthError::invalid_request(format!(
                     "the parameter {k} is repeated"
                 )));

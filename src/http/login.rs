@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use tower_sessions::Session;
 
-use super::authorize::{authorize_error, expired_request, step_response};
+use super::authorize::{authorize_error, expired_request, step_response, with_request};
 use super::extract::Meta;
 use super::pages::{
     PageForm, csrf_ok, csrf_refused, csrf_token, current_login, form_errors, page, safe_return,
@@ -53,7 +53,7 @@ async fn login_page(
         }
     }
     let signup_href = match request {
-        Some(id) => format!("/signup?request={id}"),
+        Some(id) => with_request("/signup", id),
         None => "/signup".to_owned(),
     };
     page(
@@ -224,7 +224,7 @@ async fn signup_page(
         Err(e) => return service_error(e),
     };
     let login_href = match request {
-        Some(id) => format!("/login?request={id}"),
+        Some(id) => with_request("/login", id),
         None => "/login".to_owned(),
     };
     page(
@@ -240,14 +240,16 @@ async fn signup_page(
     )
 }
 
-/// `GET /signup`.
+/// `GET /signup`. A `request` that cannot be a request id is not carried.
 pub async fn signup_get(
     session: Session,
     AxumQuery(q): AxumQuery<HashMap<String, String>>,
 ) -> Response {
     signup_page(
         &session,
-        q.get("request").map(String::as_str),
+        q.get("request")
+            .map(String::as_str)
+            .filter(|id| authorize::is_request_id(id)),
         String::new(),
         String::new(),
         Vec::new(),

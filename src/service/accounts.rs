@@ -357,7 +357,13 @@ pub async fn check_credentials(
     method: LoginMethod,
     meta: &RequestMeta,
 ) -> Result<LoginSuccess, ServiceError> {
-    let user = app.store.find_user_by_login(login).await?;
+    // A login holding a control character names no user (PostgreSQL `text` cannot even
+    // hold NUL): it is answered as an unknown login, without a query.
+    let user = if super::has_forbidden_control(login) {
+        None
+    } else {
+        app.store.find_user_by_login(login).await?
+    };
     // The counter is read for unknown logins too, so both paths do the same work.
     let locked = is_locked(app, login).await;
     let ok = app

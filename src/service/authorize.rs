@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clients::{self, Client};
 use super::redirect_uri::{match_redirect_uri, with_query};
-use super::{ServiceError, pkce, scope};
+use super::{ServiceError, first_repeated, has_forbidden_control, pkce, scope};
 use crate::AppState;
 use crate::token::opaque::random_id;
 use crate::token::sha256_hex;
@@ -168,11 +168,25 @@ pub async fn validate(
     let fail = |req: &AuthorizeRequest, error: &str, description: &str| {
         AuthorizeError::Redirect(error_redirect(app, req, error, description))
     };
-    if let Some((name, _)) = params
-        .iter()
-        .enumerate()
-        .find_map(|(i, (k, _))| params[..i].iter().any(|(p, _)| p == k).then_some((k, ())))
-    {
+    // No text usher reads may hold a control character: `invalid_request` (a client id
+    // or redirect URI holding one names nothing registered, refused above on the page).
+    for (k, v) in params {
+        if has_forbidden_control(k) {
+            return Err(fail(
+                &req,
+                "invalid_request",
+                "a parameter name holds a control character",
+            ));
+        }
+        if has_forbidden_control(v) {
+            return Err(fail(
+                &req,
+                "invalid_request",
+                &format!("the parameter {k} holds a control character"),
+            ));
+        }
+    }
+    if let Some(name) = first_repeated(params.iter().map(|(k, _)| k.as_str())) {
         return Err(fail(
             &req,
             "invalid_request",
@@ -294,9 +308,19 @@ pub async fn park(app: &AppState, req: &AuthorizeRequest) -> Result<String, Serv
     Ok(id)
 }
 
-/// A parked request, if it is still there.
+/// True when `id` has the form of a parked request's id (1–64 base64url characters;
+/// [`park`] makes 22): anything else names no request.
+pub fn is_request_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A parked request, if it is still there (an id of another form is not looked up).
 pub async fn parked(app: &AppState, id: &str) -> Result<Option<AuthorizeRequest>, ServiceError> {
-    if id.len() > 64 {
+    if !is_request_id(id) {
         return Ok(None);
     }
     let Some(json) = app.state.get(&format!("authz:{id}")).await? else {

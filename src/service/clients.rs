@@ -174,8 +174,13 @@ fn invalid_client() -> ServiceError {
     ))
 }
 
-/// Loads a client by id: from memory, or once from the database.
+/// Loads a client by id: from memory, or once from the database. An id holding a
+/// control character names no client (and PostgreSQL `text` cannot hold NUL): `None`
+/// without a query, whichever endpoint it came from.
 pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Arc<Client>>, ServiceError> {
+    if super::has_forbidden_control(client_id) {
+        return Ok(None);
+    }
     let client = app
         .clients
         .0

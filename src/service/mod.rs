@@ -107,6 +107,13 @@ pub fn has_forbidden_control(text: &str) -> bool {
         .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
 }
 
+/// The first name that repeats an earlier one, in one pass (a request may carry
+/// thousands of parameters: comparing each with all before it would cost quadratic time).
+pub fn first_repeated<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().find(|name| !seen.insert(*name))
+}
+
 /// The field error of a text member holding a character [`has_forbidden_control`]
 /// refuses.
 pub fn control_character_error(field: impl Into<String>) -> FieldError {
@@ -276,5 +283,27 @@ impl RequestMeta {
     /// The IP as stored (no port).
     pub fn ip_text(&self) -> Option<String> {
         self.ip.map(|ip| ip.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The first name seen twice is reported, whatever its position; distinct names,
+    /// however many, are none.
+    #[test]
+    fn first_repeated_finds_the_first_repeat() {
+        assert_eq!(first_repeated(["a", "b", "c", "b", "a"]), Some("b"));
+        assert_eq!(first_repeated(["a", "b", "c"]), None);
+        assert_eq!(first_repeated([]), None);
+        let names: Vec<String> = (0..10_000).map(|i| format!("k{i}")).collect();
+        assert_eq!(first_repeated(names.iter().map(String::as_str)), None);
+        let mut with_repeat = names.clone();
+        with_repeat.push("k9999".to_owned());
+        assert_eq!(
+            first_repeated(with_repeat.iter().map(String::as_str)),
+            Some("k9999")
+        );
     }
 }

@@ -31,10 +31,14 @@ const MIN_RESERVE_BLOCKS: usize = 33 * 1024;
 const SALT_LEN: usize = 16;
 const HASH_LEN: usize = 32;
 
-/// Checks the password policy; `field` names the member in the error.
+/// Checks the password policy; `field` names the member in the error. A password
+/// holding a control character is refused as every other text is (the token endpoint
+/// could never accept it).
 pub fn check_password(field: &str, password: &str) -> Option<FieldError> {
     let n = password.chars().count();
-    if n < MIN_PASSWORD {
+    if super::has_forbidden_control(password) {
+        Some(super::control_character_error(field))
+    } else if n < MIN_PASSWORD {
         Some(FieldError::new(
             field,
             "too_short",

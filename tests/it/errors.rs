@@ -280,3 +280,36 @@ backend_test! {
         assert_eq!(r.body["active"], true);
     }
 }
+
+backend_test! {
+    /// A query parameter of the API given twice is 422 naming it (field code
+    /// `repeated`), at any position, also after thousands of distinct parameters
+    /// (which are otherwise ignored); at the token endpoint a repeated form parameter
+    /// is `invalid_request` (RFC 6749 §3.2). Nothing is read or changed.
+    async fn repeated_parameters_are_refused(app) {
+        let admin = app.superuser().await;
+        let token = Some(admin.tokens.access.as_str());
+        let many: String = (0..4000).map(|i| format!("&k{i}=")).collect();
+        let cases = [
+            ("/api/v1/users?login=a&login=b".to_owned(), "login"),
+            ("/api/v1/users/me/login-history?limit=1&cursor=x&limit=2".to_owned(), "limit"),
+            (format!("/api/v1/users?login=a{many}&login=a"), "login"),
+            (format!("/api/v1/users?k17=1{many}"), "k17"),
+        ];
+        for (path, field) in cases {
+            let r = app.get(&path, token).await;
+            assert_problem(&r, 422, "validation_failed");
+            assert_eq!(r.body["errors"], json!([{"field": field, "code": "repeated", "message": "must appear at most once"}]), "{}", &path[..40]);
+        }
+        let r = app.get(&format!("/api/v1/users?login={}{many}", admin.login), token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["items"][0]["id"], admin.id.as_str());
+        let mut form: Vec<(String, String)> = (0..4000).map(|i| (format!("k{i}"), String::new())).collect();
+        form.extend([("grant_type", "password"), ("username", admin.login.as_str()), ("password", PASSWORD), ("client_id", "cinema-web"), ("k3999", "again")].map(|(k, v)| (k.to_owned(), v.to_owned())));
+        let r = read(app.client.post(app.url("/oauth2/token")).form(&form).send().await.unwrap()).await;
+        assert_oauth_error(&r, 400, "invalid_request");
+        assert_eq!(r.body["error_description"], "the parameter k3999 is repeated");
+        let sessions = app.store().list_active_sessions(&admin.id, app.clock_now()).await.unwrap();
+        assert_eq!(sessions.len(), 1, "no session started by the refused request");
+    }
+}

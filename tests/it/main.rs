@@ -28,6 +28,7 @@ mod introspection;
 mod movie_api;
 mod oidc_client;
 mod openapi;
+mod page_input;
 mod pages;
 mod revocations;
 mod sessions;
