@@ -47,6 +47,7 @@ pub const KEYS: &[&str] = &[
     "log_format",
     "browser_session_ttl",
     "key_activation_delay",
+    "header_read_timeout",
     "id_token_on_refresh",
     "cinema_web_redirect_uris",
     "cinema_web_post_logout_redirect_uris",
@@ -122,6 +123,9 @@ pub struct Config {
     pub browser_session_ttl: Duration,
     /// How long a new signing key is published before it signs.
     pub key_activation_delay: Duration,
+    /// How long a client may take to send a request's headers before its connection is
+    /// closed (slow-header attacks).
+    pub header_read_timeout: Duration,
     /// Whether the refresh grant also returns a new ID token when the scope has `openid`
     /// (the default; OIDC Core §12.2 allows leaving it out, which saves an RSA signature
     /// per refresh).
@@ -193,6 +197,8 @@ struct Raw {
     browser_session_ttl: Duration,
     #[serde(with = "humantime_serde")]
     key_activation_delay: Duration,
+    #[serde(with = "humantime_serde")]
+    header_read_timeout: Duration,
     id_token_on_refresh: bool,
     #[serde(deserialize_with = "string_or_list")]
     cinema_web_redirect_uris: Vec<String>,
@@ -232,6 +238,7 @@ impl Default for Raw {
             log_format: LogFormat::Text,
             browser_session_ttl: Duration::from_secs(7 * 24 * 3600),
             key_activation_delay: Duration::from_secs(600),
+            header_read_timeout: Duration::from_secs(10),
             id_token_on_refresh: true,
             cinema_web_redirect_uris: Vec::new(),
             cinema_web_post_logout_redirect_uris: Vec::new(),
@@ -352,6 +359,7 @@ impl Config {
             ("browser_session_ttl", raw.browser_session_ttl),
             ("key_activation_delay", raw.key_activation_delay),
             ("feed_stream_lifetime", raw.feed_stream_lifetime),
+            ("header_read_timeout", raw.header_read_timeout),
         ] {
             if d > MAX_DURATION {
                 return Err(bad(
@@ -418,6 +426,7 @@ impl Config {
         let login_lockout_window = ttl("login_lockout_window", raw.login_lockout_window, 1)?;
         let feed_sync_interval = ttl("feed_sync_interval", raw.feed_sync_interval, 1)?;
         let feed_stream_lifetime = ttl("feed_stream_lifetime", raw.feed_stream_lifetime, 1)?;
+        let header_read_timeout = ttl("header_read_timeout", raw.header_read_timeout, 1)?;
         if raw.feed_max_waiters == 0 {
             return Err(bad("feed_max_waiters", "0", "must be at least 1"));
         }
@@ -529,6 +538,7 @@ impl Config {
             log_format: raw.log_format,
             browser_session_ttl,
             key_activation_delay: raw.key_activation_delay,
+            header_read_timeout,
             id_token_on_refresh: raw.id_token_on_refresh,
             cinema_web_redirect_uris: raw.cinema_web_redirect_uris,
             cinema_web_post_logout_redirect_uris: raw.cinema_web_post_logout_redirect_uris,
@@ -632,6 +642,7 @@ mod tests {
         assert_eq!(c.argon2_iterations, 2);
         assert_eq!(c.argon2_parallelism, 1);
         assert!(c.redis_url.is_none());
+        assert_eq!(c.header_read_timeout, Duration::from_secs(10));
         assert!(c.trusted_proxies.is_empty());
         assert!(c.id_token_on_refresh);
         let off =
@@ -766,6 +777,7 @@ mod tests {
             "USHER_DATABASE_TIMEOUT",
             "USHER_KEY_ACTIVATION_DELAY",
             "USHER_FEED_STREAM_LIFETIME",
+            "USHER_HEADER_READ_TIMEOUT",
         ] {
             let err = Config::load_from(None, &vars(&[(key, "3651days")]))
                 .unwrap_err()

@@ -2,6 +2,8 @@
 //! unknown routes and methods answer problem+json, request ids and client addresses
 //! follow the trusted-proxy rule.
 
+use std::time::Duration;
+
 use crate::backend_test;
 use crate::harness::*;
 use reqwest::{Method, StatusCode};
@@ -311,5 +313,25 @@ backend_test! {
         assert_eq!(r.body["error_description"], "the parameter k3999 is repeated");
         let sessions = app.store().list_active_sessions(&admin.id, app.clock_now()).await.unwrap();
         assert_eq!(sessions.len(), 1, "no session started by the refused request");
+    }
+}
+
+backend_test! {
+    /// A client that does not finish sending a request's headers within
+    /// `USHER_HEADER_READ_TIMEOUT` has its connection closed (no slow-header attack can
+    /// hold connections open), while a prompt request on another connection is served.
+    async fn slow_headers_connection_is_closed(app, config = |c| c.header_read_timeout = Duration::from_secs(1)) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = app.base.trim_start_matches("http://").to_owned();
+        let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: usher\r\n").await.unwrap();
+        let r = app.get("/healthz", None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+        // EOF or a reset: either way the server closed it, before our deadline.
+        let _eof_or_reset = closed.expect("the server closes the connection within its timeout");
+        let text = String::from_utf8_lossy(&buf);
+        assert!(!text.contains("200 OK"), "the half-sent request is never served: {text}");
     }
 }
