@@ -25,6 +25,7 @@ mod end_session;
 mod errors;
 mod faults;
 mod introspection;
+mod login_race;
 mod movie_api;
 mod oidc_client;
 mod openapi;
