@@ -24,6 +24,7 @@ mod discovery;
 mod end_session;
 mod errors;
 mod faults;
+mod first_party;
 mod introspection;
 mod login_race;
 mod movie_api;
