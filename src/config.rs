@@ -57,6 +57,9 @@ pub const KEYS: &[&str] = &[
 /// and `now + ttl` must never overflow.
 pub const MAX_DURATION: Duration = Duration::from_secs(3650 * 24 * 3600);
 
+/// The shortest `database_timeout` accepted.
+pub const MIN_DATABASE_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// Keys whose value may be read from a file named by `USHER_<KEY>_FILE`.
 const SECRET_KEYS: &[&str] = &["database_url", "redis_url"];
 
@@ -403,6 +406,14 @@ impl Config {
         if raw.database_max_connections == 0 {
             return Err(bad("database_max_connections", "0", "must be at least 1"));
         }
+        // Below this the pool gives up before a connection can answer: every query fails.
+        if raw.database_timeout < MIN_DATABASE_TIMEOUT {
+            return Err(bad(
+                "database_timeout",
+                &humantime::format_duration(raw.database_timeout).to_string(),
+                "must be at least 100ms",
+            ));
+        }
         let ttl = |key: &str, d: Duration, min: u64| {
             if d.as_secs() < min {
                 Err(bad(
@@ -733,6 +744,25 @@ mod tests {
                 .to_string();
             assert!(err.contains(k), "{k}={v}: {err}");
         }
+    }
+
+    /// `USHER_DATABASE_TIMEOUT` below 100 ms (0 s would make the pool time out at once,
+    /// failing every query) is refused with one line naming the key; 100 ms is accepted.
+    #[test]
+    fn database_timeout_has_a_floor() {
+        for v in ["0s", "99ms"] {
+            let err = Config::load_from(None, &vars(&[("USHER_DATABASE_TIMEOUT", v)]))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "invalid configuration: USHER_DATABASE_TIMEOUT=\"{v}\": must be at least 100ms"
+                ),
+            );
+        }
+        let c = Config::load_from(None, &vars(&[("USHER_DATABASE_TIMEOUT", "100ms")])).unwrap();
+        assert_eq!(c.database_timeout, Duration::from_millis(100));
     }
 
     /// A secret can be read from the file named by `<KEY>_FILE`.

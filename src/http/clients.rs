@@ -39,12 +39,12 @@ pub async fn list(
 /// `POST /api/v1/clients`.
 pub async fn create(
     State(app): State<AppState>,
-    ClientsManager(_): ClientsManager,
+    ClientsManager(caller): ClientsManager,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
     let input = client_input(&mut fields);
     fields.finish(Vec::new())?;
-    let view = client_registry::create(&app, input).await?;
+    let view = client_registry::create(&app, input, caller.superuser).await?;
     let mut response = (StatusCode::CREATED, Json(&view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/clients/{}", view.client_id)) {
         response.headers_mut().insert(LOCATION, v);
@@ -64,14 +64,14 @@ pub async fn get(
 /// `PATCH /api/v1/clients/{client_id}` (with `rotate_secret: true` to issue a new secret).
 pub async fn update(
     State(app): State<AppState>,
-    ClientsManager(_): ClientsManager,
+    ClientsManager(caller): ClientsManager,
     ClientPathId(id): ClientPathId,
     JsonObject(mut fields): JsonObject,
 ) -> Result<Response, Problem> {
     let mut input = client_input(&mut fields);
     input.rotate_secret = fields.optional_bool("rotate_secret").unwrap_or(false);
     fields.finish(Vec::new())?;
-    Ok(Json(client_registry::update(&app, &id, input).await?).into_response())
+    Ok(Json(client_registry::update(&app, &id, input, caller.superuser).await?).into_response())
 }
 
 /// `DELETE /api/v1/clients/{client_id}`.

@@ -477,7 +477,24 @@ fn authenticate_parts(
     }
 }
 
-/// A user's valid access token, for usher's own API (problem+json rejections).
+/// Refuses a user token issued to a third-party client (403 `first_party_only`): usher's
+/// own account and admin API act for the user only through first-party clients. A
+/// third-party client holds a user token for what the user consented to (userinfo, the
+/// permission check), never to manage the account or administer usher. Service tokens
+/// pass through (they are refused by what follows: not a user, not an admin).
+async fn require_first_party(state: &AppState, claims: &AccessClaims) -> Result<(), Problem> {
+    if !claims.is_user() {
+        return Ok(());
+    }
+    if crate::service::clients::is_first_party(state, &claims.client_id).await? {
+        Ok(())
+    } else {
+        Err(Problem::first_party_only())
+    }
+}
+
+/// A user's valid access token issued to a first-party client, for usher's own account
+/// API (problem+json rejections: 401 for the token, 403 `first_party_only`).
 #[derive(Debug, Clone)]
 pub struct ApiUser(pub Arc<AccessClaims>);
 
@@ -488,9 +505,9 @@ impl FromRequestParts<AppState> for ApiUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate_parts(parts, state, true)
-            .map(Self)
-            .map_err(Problem::bearer)
+        let claims = authenticate_parts(parts, state, true).map_err(Problem::bearer)?;
+        require_first_party(state, &claims).await?;
+        Ok(Self(claims))
     }
 }
 
@@ -513,22 +530,24 @@ impl FromRequestParts<AppState> for ApiBearer {
 
 /// A caller allowed to manage roles, assignments and users (`roles:manage` or
 /// superuser), with what the view knows of them (the service checks that they hand
-/// out only what they hold). Checked before the body is read: 401, then 403.
+/// out only what they hold). Checked before the body is read: 401, then 403
+/// (`first_party_only` for a third-party client's token, then `forbidden`).
 #[derive(Debug, Clone)]
 pub struct RolesManager(pub Arc<UserAuthz>);
 
-/// A caller allowed to register clients (`clients:manage` or superuser).
+/// A caller allowed to register clients (`clients:manage` or superuser), with what the
+/// view knows of them (only a superuser registers first-party clients).
 #[derive(Debug, Clone)]
-pub struct ClientsManager(pub Arc<AccessClaims>);
+pub struct ClientsManager(pub Arc<UserAuthz>);
 
 async fn admin(
     parts: &Parts,
     state: &AppState,
     permission: &'static str,
-) -> Result<(Arc<AccessClaims>, Arc<UserAuthz>), Problem> {
+) -> Result<Arc<UserAuthz>, Problem> {
     let claims = authenticate_parts(parts, state, false).map_err(Problem::bearer)?;
-    let user = crate::service::authz::require(state, &claims, permission).await?;
-    Ok((claims, user))
+    require_first_party(state, &claims).await?;
+    Ok(crate::service::authz::require(state, &claims, permission).await?)
 }
 
 impl FromRequestParts<AppState> for RolesManager {
@@ -540,7 +559,7 @@ impl FromRequestParts<AppState> for RolesManager {
     ) -> Result<Self, Self::Rejection> {
         admin(parts, state, crate::service::authz::ROLES_MANAGE)
             .await
-            .map(|(_, user)| Self(user))
+            .map(Self)
     }
 }
 
@@ -553,7 +572,7 @@ impl FromRequestParts<AppState> for ClientsManager {
     ) -> Result<Self, Self::Rejection> {
         admin(parts, state, crate::service::authz::CLIENTS_MANAGE)
             .await
-            .map(|(claims, _)| Self(claims))
+            .map(Self)
     }
 }
 

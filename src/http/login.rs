@@ -107,12 +107,12 @@ async fn signed_in(
     app: &AppState,
     session: &Session,
     user_id: &str,
-    event: &crate::store::NewLoginEvent,
+    login: &crate::store::VerifiedLogin,
     meta: &RequestMeta,
     request: Option<&str>,
     return_to: Option<String>,
 ) -> Response {
-    let started = match browser_session(app, session, user_id, meta, event).await {
+    let started = match browser_session(app, session, user_id, meta, login).await {
         Ok(s) => s,
         Err(e) => return service_error(e),
     };
@@ -148,12 +148,12 @@ async fn browser_session(
     session: &Session,
     user_id: &str,
     meta: &RequestMeta,
-    event: &crate::store::NewLoginEvent,
+    login: &crate::store::VerifiedLogin,
 ) -> Result<crate::store::SessionRecord, ServiceError> {
     if let Some(previous) = current_login(app, session).await? {
         if previous.user_id == user_id {
             if let Some(renewed) =
-                sessions::reauthenticate_browser(app, &previous.sid, event).await?
+                sessions::reauthenticate_browser(app, &previous.sid, login).await?
             {
                 return Ok(renewed);
             }
@@ -164,7 +164,7 @@ async fn browser_session(
             }
         }
     }
-    sessions::start_browser(app, user_id, meta, event).await
+    sessions::start_browser(app, user_id, meta, login).await
 }
 
 /// `POST /login`.
@@ -188,7 +188,7 @@ pub async fn login_post(
                 &app,
                 &session,
                 &ok.user.id,
-                &ok.event,
+                &ok.verified,
                 &meta,
                 request,
                 return_to,
@@ -276,17 +276,9 @@ pub async fn signup_post(
         password: SecretString::from(form.get("password").unwrap_or("").to_owned()),
         email: (!email.is_empty()).then(|| email.clone()),
     };
-    let errors = match accounts::sign_up(&app, input).await {
-        Ok(profile) => {
-            let event = crate::store::NewLoginEvent {
-                user_id: profile.id.clone(),
-                at: app.clock.now(),
-                ip: meta.ip_text(),
-                user_agent: meta.user_agent.clone(),
-                method: "login_page",
-                outcome: "success",
-            };
-            return signed_in(&app, &session, &profile.id, &event, &meta, request, None).await;
+    let errors = match accounts::sign_up_and_login(&app, input, &meta).await {
+        Ok((profile, login)) => {
+            return signed_in(&app, &session, &profile.id, &login, &meta, request, None).await;
         }
         Err(e) => match form_errors(e) {
             Ok(errors) => errors,

@@ -14,6 +14,9 @@ use crate::service::{BearerError, FieldError, ServiceError};
 /// Media type of problem documents.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Detail of [`Problem::first_party_only`].
+const FIRST_PARTY_ONLY: &str = "this token was issued to a third-party client; this endpoint needs a first-party client's token";
+
 /// The cause of a 5xx, for the log only.
 #[derive(Debug, Clone)]
 pub struct InternalCause(pub String);
@@ -92,6 +95,19 @@ impl Problem {
     pub fn bearer(error: BearerError) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, error.code(), error.description())
             .header(WWW_AUTHENTICATE, bearer_challenge(error))
+    }
+
+    /// 403 `first_party_only` for a user token issued to a third-party client on usher's
+    /// own account or admin API, with the RFC 6750 §3.1 `insufficient_scope` challenge
+    /// (the token lacks the privilege; no scope the client can ask for gives it).
+    pub fn first_party_only() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "first_party_only", FIRST_PARTY_ONLY).header(
+            WWW_AUTHENTICATE,
+            format!(
+                "Bearer realm=\"usher\", error=\"insufficient_scope\", \
+                     error_description=\"{FIRST_PARTY_ONLY}\""
+            ),
+        )
     }
 
     /// Adds a response header.

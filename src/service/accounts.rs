@@ -9,7 +9,7 @@ use super::passwords::check_password;
 use super::{FieldError, OAuthError, RequestMeta, ServiceError, feed};
 use crate::AppState;
 use crate::clock::rfc3339;
-use crate::store::{NewLoginEvent, StoreError, UserRecord};
+use crate::store::{LoginCheck, NewLoginEvent, StoreError, UserRecord, VerifiedLogin};
 use crate::token::{b64url, b64url_decode};
 
 /// The user as the API shows it (never the hash).
@@ -154,6 +154,34 @@ pub fn check_sign_up(
 
 /// Creates an account. 409 `login_taken` / `email_taken` (case-insensitive).
 pub async fn sign_up(app: &AppState, input: SignUp) -> Result<Profile, ServiceError> {
+    let user = create_user(app, input).await?;
+    profile(app, &user).await
+}
+
+/// Signs up on the sign-up page, which signs the new user in: the profile and the login
+/// their first browser session rests on.
+pub async fn sign_up_and_login(
+    app: &AppState,
+    input: SignUp,
+    meta: &RequestMeta,
+) -> Result<(Profile, VerifiedLogin), ServiceError> {
+    let user = create_user(app, input).await?;
+    let event = NewLoginEvent {
+        user_id: user.id.clone(),
+        at: app.clock.now(),
+        ip: meta.ip_text(),
+        user_agent: meta.user_agent.clone(),
+        method: LoginMethod::LoginPage.as_str(),
+        outcome: "success",
+    };
+    let verified = VerifiedLogin {
+        event,
+        password_hash: user.password_hash.clone(),
+    };
+    Ok((profile(app, &user).await?, verified))
+}
+
+async fn create_user(app: &AppState, input: SignUp) -> Result<UserRecord, ServiceError> {
     use secrecy::ExposeSecret;
     let errors = check_sign_up(
         Some(&input.login),
@@ -178,7 +206,7 @@ pub async fn sign_up(app: &AppState, input: SignUp) -> Result<Profile, ServiceEr
     };
     app.store.insert_user(&user).await.map_err(conflict)?;
     tracing::info!(user_id = %user.id, "user signed up");
-    profile(app, &user).await
+    Ok(user)
 }
 
 /// Loads the user behind a token; a user deleted since is `NotAUser`-like 401.
@@ -297,13 +325,35 @@ pub fn bad_credentials() -> ServiceError {
     ServiceError::OAuth(OAuthError::invalid_grant("invalid login or password"))
 }
 
-/// A successful password check: the user and the event to record with the session.
+/// A successful password check: the user, and the login (its `success` event and the
+/// hash the password matched) that whoever starts the session hands to the store.
 #[derive(Debug)]
 pub struct LoginSuccess {
     /// The user.
     pub user: UserRecord,
-    /// The `success` event, recorded by whoever starts the session.
-    pub event: NewLoginEvent,
+    /// What the session rests on; the store re-checks it when writing the session.
+    pub verified: VerifiedLogin,
+}
+
+/// A checked login whose session the store refused (`check` is not `Current`: the user
+/// was blocked, or the password changed, while the password was being hashed). The
+/// attempt is recorded as failed (`blocked` or `bad_credentials`) and the answer is the
+/// one of a wrong password.
+pub async fn refused_login(
+    app: &AppState,
+    login: &VerifiedLogin,
+    check: LoginCheck,
+) -> ServiceError {
+    let mut event = login.event.clone();
+    event.outcome = match check {
+        LoginCheck::Blocked => "blocked",
+        LoginCheck::PasswordChanged | LoginCheck::Current => "bad_credentials",
+    };
+    if let Err(e) = app.store.record_login_event(&event).await {
+        return e.into();
+    }
+    tracing::info!(user_id = %event.user_id, outcome = event.outcome, "login refused: the user changed during the check");
+    bad_credentials()
 }
 
 /// The lockout counter's key: a digest of the lower-cased login, so that whatever a
@@ -400,7 +450,14 @@ pub async fn check_credentials(
         {
             tracing::warn!(error = %e, "cannot reset the lockout counter");
         }
-        return Ok(LoginSuccess { user, event });
+        let password_hash = user.password_hash.clone();
+        return Ok(LoginSuccess {
+            user,
+            verified: VerifiedLogin {
+                event,
+                password_hash,
+            },
+        });
     }
     if outcome == "bad_credentials" {
         count_failure(app, login).await;

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::clients::{self, Client};
+pub use super::redirect_uri::{check_redirect_uri, is_loopback};
 use super::{FieldError, ServiceError, feed, scope};
 use crate::AppState;
 use crate::store::StoreError;
@@ -96,33 +97,15 @@ impl ClientView {
     }
 }
 
-/// Checks a redirect URI: absolute, no fragment, https unless loopback (RFC 8252 §7.3).
-pub fn check_redirect_uri(field: &str, uri: &str) -> Option<FieldError> {
-    let bad = |why: &str| Some(FieldError::new(field, "format", why));
-    if uri.contains('#') {
-        return bad("must not have a fragment");
-    }
-    let Ok(parsed) = uri.parse::<axum::http::Uri>() else {
-        return bad("must be an absolute URI");
-    };
-    let Some(host) = parsed.host() else {
-        return bad("must be an absolute URI");
-    };
-    match parsed.scheme_str() {
-        Some("https") => None,
-        Some("http") if is_loopback(host) => None,
-        Some("http") => bad("must use https unless the host is a loopback address"),
-        _ => bad("must be an absolute https URI"),
-    }
-}
+/// Client ids usher uses itself: the pseudo client of browser sessions and the built-in
+/// client. None of them can be registered (in any letter case).
+pub const RESERVED_IDS: &[&str] = &[super::sessions::BROWSER_CLIENT, clients::CINEMA_WEB];
 
-/// True for `localhost`, `127.0.0.0/8` and `[::1]`.
-pub fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+/// True for an id of [`RESERVED_IDS`], in any letter case.
+pub fn is_reserved(client_id: &str) -> bool {
+    RESERVED_IDS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(client_id))
 }
 
 fn check_uris(field: &str, uris: &[String], errors: &mut Vec<FieldError>) {
@@ -144,6 +127,14 @@ fn merge(mut base: Client, input: ClientInput, creating: bool) -> Result<Client,
                 "client_id",
                 "format",
                 "must be 1 to 64 letters, digits, '.', '_', '-'",
+            ));
+        } else if is_reserved(&id) {
+            // `usher` names the browser sessions of every user: a client registered with
+            // it could be deleted, and with it every browser session would end.
+            errors.push(FieldError::new(
+                "client_id",
+                "reserved",
+                "is reserved for usher's own use",
             ));
         } else if uuid::Uuid::try_parse(&id).is_ok() {
             // A service token's `sub` is its client id, a user token's the user's UUID:
@@ -263,6 +254,17 @@ pub fn client_not_found() -> ServiceError {
     ServiceError::not_found("client_not_found", "no client with this id")
 }
 
+/// 403 `superuser_required`: a first-party client gets user tokens without a consent
+/// page, so registering one (or changing one) is the superuser's alone; otherwise a
+/// `clients:manage` holder could register one with their own redirect URI and collect
+/// codes silently from every signed-in user.
+fn first_party_needs_superuser() -> ServiceError {
+    ServiceError::forbidden(
+        "superuser_required",
+        "only a superuser can register or change a first-party client",
+    )
+}
+
 fn builtin() -> ServiceError {
     ServiceError::conflict(
         "builtin_client",
@@ -289,8 +291,16 @@ pub async fn get(app: &AppState, client_id: &str) -> Result<ClientView, ServiceE
     Ok(ClientView::of(&client, None))
 }
 
-/// Registers a client; the answer carries its secret when it is confidential.
-pub async fn create(app: &AppState, input: ClientInput) -> Result<ClientView, ServiceError> {
+/// Registers a client; the answer carries its secret when it is confidential. Only a
+/// `superuser` may register a first-party client.
+pub async fn create(
+    app: &AppState,
+    input: ClientInput,
+    superuser: bool,
+) -> Result<ClientView, ServiceError> {
+    if input.first_party == Some(true) && !superuser {
+        return Err(first_party_needs_superuser());
+    }
     let now = app.clock.now();
     let base = Client {
         client_id: format!("c-{}", random_id(12)),
@@ -325,17 +335,22 @@ pub async fn create(app: &AppState, input: ClientInput) -> Result<ClientView, Se
     Ok(ClientView::of(&client, secret))
 }
 
-/// Changes a client; with `rotate_secret` the answer carries the new secret.
+/// Changes a client; with `rotate_secret` the answer carries the new secret. Only a
+/// `superuser` may change a first-party client or make a client first-party.
 pub async fn update(
     app: &AppState,
     client_id: &str,
     input: ClientInput,
+    superuser: bool,
 ) -> Result<ClientView, ServiceError> {
     let current = clients::find(app, client_id)
         .await?
         .ok_or_else(client_not_found)?;
-    if current.builtin {
+    if current.builtin || is_reserved(client_id) {
         return Err(builtin());
+    }
+    if (current.first_party || input.first_party == Some(true)) && !superuser {
+        return Err(first_party_needs_superuser());
     }
     if input.client_id.as_deref().is_some_and(|id| id != client_id) {
         return Err(ServiceError::Validation(vec![FieldError::new(
@@ -370,7 +385,9 @@ pub async fn delete(app: &AppState, client_id: &str) -> Result<(), ServiceError>
     let current = clients::find(app, client_id)
         .await?
         .ok_or_else(client_not_found)?;
-    if current.builtin {
+    // A reserved id registered before it was reserved still names the browser
+    // sessions: deleting it would end every user's.
+    if current.builtin || is_reserved(client_id) {
         return Err(builtin());
     }
     let changes = app
@@ -382,32 +399,4 @@ pub async fn delete(app: &AppState, client_id: &str) -> Result<(), ServiceError>
     feed::publish(app, &changes).await;
     tracing::info!(client_id, "client deleted");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Redirect URIs: absolute, no fragment, https unless loopback.
-    #[test]
-    fn redirect_uri_rules() {
-        for ok in [
-            "https://cinema.example/cb",
-            "http://127.0.0.1:8080/cb",
-            "http://localhost/cb",
-            "http://[::1]:9/cb",
-            "https://a.b/cb?x=1",
-        ] {
-            assert!(check_redirect_uri("r", ok).is_none(), "{ok}");
-        }
-        for bad in [
-            "http://cinema.example/cb",
-            "https://a.b/cb#frag",
-            "/relative",
-            "cinema://cb",
-            "not a uri",
-        ] {
-            assert!(check_redirect_uri("r", bad).is_some(), "{bad}");
-        }
-    }
 }

@@ -192,6 +192,14 @@ pub async fn find(app: &AppState, client_id: &str) -> Result<Option<Arc<Client>>
     Ok(client)
 }
 
+/// True when `client_id` names a first-party client (`cinema-web`, or one registered
+/// with `first_party`): only their users' tokens may act on usher's own account and
+/// admin API. A client that no longer exists is not first-party. One lookup in the
+/// client cache (the database on a miss); a change to the client drops the entry.
+pub async fn is_first_party(app: &AppState, client_id: &str) -> Result<bool, ServiceError> {
+    Ok(find(app, client_id).await?.is_some_and(|c| c.first_party))
+}
+
 /// Authenticates a confidential client by its secret, whichever secret method it is
 /// registered with (endpoints that only take HTTP Basic, like the revocation feed).
 pub async fn authenticate_secret(

@@ -1,9 +1,40 @@
-//! Redirect URIs at the authorization endpoint: matching a presented one against the
-//! registered ones (RFC 6749 §3.1.2, RFC 8252 §7.3) and appending response parameters.
+//! Redirect URIs: the rules of a registered one (absolute, no fragment, https unless
+//! loopback), matching a presented one against the registered ones at the
+//! authorization endpoint (RFC 6749 §3.1.2, RFC 8252 §7.3) and appending response
+//! parameters.
 //! Calls nothing.
 
+use super::FieldError;
 use super::authorize::Untrusted;
-use super::client_registry::is_loopback;
+
+/// Checks a redirect URI: absolute, no fragment, https unless loopback (RFC 8252 §7.3).
+pub fn check_redirect_uri(field: &str, uri: &str) -> Option<FieldError> {
+    let bad = |why: &str| Some(FieldError::new(field, "format", why));
+    if uri.contains('#') {
+        return bad("must not have a fragment");
+    }
+    let Ok(parsed) = uri.parse::<axum::http::Uri>() else {
+        return bad("must be an absolute URI");
+    };
+    let Some(host) = parsed.host() else {
+        return bad("must be an absolute URI");
+    };
+    match parsed.scheme_str() {
+        Some("https") => None,
+        Some("http") if is_loopback(host) => None,
+        Some("http") => bad("must use https unless the host is a loopback address"),
+        _ => bad("must be an absolute https URI"),
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `[::1]`.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
 
 /// Appends query parameters to a URI (RFC 6749 §3.1.2: keep its own query).
 pub fn with_query(uri: &str, params: &[(&str, &str)]) -> String {
@@ -55,6 +86,29 @@ pub fn match_redirect_uri(registered: &[String], presented: &str) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Redirect URIs: absolute, no fragment, https unless loopback.
+    #[test]
+    fn redirect_uri_rules() {
+        for ok in [
+            "https://cinema.example/cb",
+            "http://127.0.0.1:8080/cb",
+            "http://localhost/cb",
+            "http://[::1]:9/cb",
+            "https://a.b/cb?x=1",
+        ] {
+            assert!(check_redirect_uri("r", ok).is_none(), "{ok}");
+        }
+        for bad in [
+            "http://cinema.example/cb",
+            "https://a.b/cb#frag",
+            "/relative",
+            "cinema://cb",
+            "not a uri",
+        ] {
+            assert!(check_redirect_uri("r", bad).is_some(), "{bad}");
+        }
+    }
 
     /// A redirect URI with a fragment is refused before matching (RFC 6749 §3.1.2),
     /// though a URI parser drops the fragment and the loopback rule would match it.

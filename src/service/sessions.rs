@@ -9,7 +9,7 @@ use super::tokens::REFRESH_PREFIX;
 use super::{AccessClaims, RequestMeta, ServiceError, feed};
 use crate::AppState;
 use crate::clock::rfc3339;
-use crate::store::{NewLoginEvent, RefreshTokenRecord, SessionRecord};
+use crate::store::{LoginCheck, RefreshTokenRecord, SessionRecord, VerifiedLogin};
 use crate::token::opaque::{PlainToken, random_id};
 
 /// A session as the owner sees it.
@@ -44,8 +44,9 @@ pub struct NewSession<'a> {
     pub auth_time: i64,
     /// Where from.
     pub meta: &'a RequestMeta,
-    /// The successful login to record with it.
-    pub event: Option<&'a NewLoginEvent>,
+    /// The password login it rests on: recorded with it, and re-checked by the store
+    /// (a user blocked or whose password changed meanwhile gets no session).
+    pub login: Option<&'a VerifiedLogin>,
     /// The browser session it is opened through (authorization code flow).
     pub parent_sid: Option<&'a str>,
     /// False when the client gets no refresh token: the session then lasts as long as
@@ -56,12 +57,14 @@ pub struct NewSession<'a> {
 /// Pseudo client id of browser sessions (usher's own pages).
 pub const BROWSER_CLIENT: &str = "usher";
 
-/// Starts a browser session (usher's own login) for `lifetime_secs`; no refresh token.
+/// Starts a browser session (usher's own login); no refresh token. A user blocked, or
+/// whose password changed, since `login` was checked gets no session: the attempt is
+/// recorded as failed and the answer is the one of a wrong password.
 pub async fn start_browser(
     app: &AppState,
     user_id: &str,
     meta: &RequestMeta,
-    event: &NewLoginEvent,
+    login: &VerifiedLogin,
 ) -> Result<SessionRecord, ServiceError> {
     let now = app.clock.now();
     let session = new_record(
@@ -73,7 +76,10 @@ pub async fn start_browser(
         meta,
         None,
     );
-    app.store.start_session(&session, None, Some(event)).await?;
+    let check = app.store.start_session(&session, None, Some(login)).await?;
+    if check != LoginCheck::Current {
+        return Err(super::accounts::refused_login(app, login, check).await);
+    }
     tracing::info!(user_id, "browser session started");
     Ok(session)
 }
@@ -99,19 +105,21 @@ pub async fn live_browser(
 
 /// The same user signed in again in the browser session `sid` (`prompt=login`,
 /// `max_age`): the session keeps its id, and with it the sessions opened through it, and
-/// gets a new `auth_time` and a full lifetime. `None` when it has ended or expired since.
+/// gets a new `auth_time` and a full lifetime. `None` when it has ended or expired since,
+/// or when the user is no longer as `login` found them (then a new session is refused
+/// too).
 pub async fn reauthenticate_browser(
     app: &AppState,
     sid: &str,
-    event: &NewLoginEvent,
+    login: &VerifiedLogin,
 ) -> Result<Option<SessionRecord>, ServiceError> {
-    let expires_at = event.at + app.config.browser_session_ttl.as_secs() as i64;
+    let expires_at = login.event.at + app.config.browser_session_ttl.as_secs() as i64;
     let session = app
         .store
-        .reauthenticate_session(sid, expires_at, event)
+        .reauthenticate_session(sid, expires_at, login)
         .await?;
     if session.is_some() {
-        tracing::info!(user_id = %event.user_id, "browser session re-authenticated");
+        tracing::info!(user_id = %login.event.user_id, "browser session re-authenticated");
     }
     Ok(session)
 }
@@ -144,7 +152,8 @@ fn new_record(
 }
 
 /// Starts a session and returns it with its first refresh token (clear text, shown once;
-/// `None` unless `with_refresh`).
+/// `None` unless `with_refresh`). With a password `login`, a user blocked or whose
+/// password changed since the check gets no session (see [`start_browser`]).
 pub async fn start(
     app: &AppState,
     input: NewSession<'_>,
@@ -177,9 +186,13 @@ pub async fn start(
         used_at: None,
     };
     let record = input.with_refresh.then_some(record);
-    app.store
-        .start_session(&session, record.as_ref(), input.event)
+    let check = app
+        .store
+        .start_session(&session, record.as_ref(), input.login)
         .await?;
+    if let (LoginCheck::Blocked | LoginCheck::PasswordChanged, Some(login)) = (check, input.login) {
+        return Err(super::accounts::refused_login(app, login, check).await);
+    }
     tracing::info!(
         user_id = input.user_id,
         client_id = input.client_id,

@@ -8,7 +8,7 @@ use super::accounts::{decode_cursor, encode_cursor};
 use super::{ServiceError, feed};
 use crate::AppState;
 use crate::clock::rfc3339;
-use crate::store::UserRecord;
+use crate::store::{BlockOutcome, StoreError, UserRecord};
 
 /// A user as administrators see it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -106,17 +106,23 @@ pub async fn set_blocked(
     user_id: &str,
     blocked: bool,
 ) -> Result<AdminUserView, ServiceError> {
-    let user = app.store.find_user(user_id).await?.ok_or_else(not_found)?;
-    if blocked && user.superuser {
-        return Err(ServiceError::conflict(
-            "superuser_protected",
-            "a superuser cannot be blocked",
-        ));
-    }
-    let (user, changes) = app
+    let outcome = app
         .store
         .set_blocked(user_id, blocked, app.clock.now())
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => not_found(),
+            other => other.into(),
+        })?;
+    let (user, changes) = match outcome {
+        BlockOutcome::Set(user, changes) => (user, changes),
+        BlockOutcome::SuperuserProtected => {
+            return Err(ServiceError::conflict(
+                "superuser_protected",
+                "a superuser cannot be blocked",
+            ));
+        }
+    };
     app.authz.forget_user(user_id);
     feed::publish(app, &changes).await;
     tracing::info!(user_id, blocked, "user block flag set");

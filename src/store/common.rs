@@ -157,6 +157,25 @@ macro_rules! impl_store {
             Ok(changes)
         }
 
+        /// Re-reads, inside `tx`, the user a password login found (see [`LOGIN_USER`]).
+        async fn check_login_in(
+            tx: &mut WriteTx,
+            user_id: &str,
+            login: &VerifiedLogin,
+        ) -> Result<LoginCheck, StoreError> {
+            let row: Option<(bool,)> = sqlx::query_as(LOGIN_USER)
+                .bind(user_id)
+                .bind(&login.password_hash)
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+            Ok(match row {
+                Some((false,)) => LoginCheck::Current,
+                Some((true,)) => LoginCheck::Blocked,
+                None => LoginCheck::PasswordChanged,
+            })
+        }
+
         async fn commit(tx: WriteTx) -> Result<(), StoreError> {
             tx.tx.commit().await.map_err(map_err)
         }
@@ -334,9 +353,15 @@ macro_rules! impl_store {
                 &self,
                 session: &SessionRecord,
                 refresh: Option<&RefreshTokenRecord>,
-                event: Option<&NewLoginEvent>,
-            ) -> Result<(), StoreError> {
+                login: Option<&VerifiedLogin>,
+            ) -> Result<LoginCheck, StoreError> {
                 let mut tx = self.begin_write().await?;
+                if let Some(login) = login {
+                    let check = check_login_in(&mut tx, &session.user_id, login).await?;
+                    if check != LoginCheck::Current {
+                        return Ok(check);
+                    }
+                }
                 sqlx::query(INSERT_SESSION)
                     .bind(&session.id)
                     .bind(&session.user_id)
@@ -363,25 +388,30 @@ macro_rules! impl_store {
                         .await
                         .map_err(map_err)?;
                 }
-                if let Some(event) = event {
-                    insert_event(&mut *tx, event).await?;
+                if let Some(login) = login {
+                    insert_event(&mut *tx, &login.event).await?;
                     sqlx::query(sql::TOUCH_LAST_LOGIN)
                         .bind(&session.user_id)
-                        .bind(event.at)
+                        .bind(login.event.at)
                         .execute(&mut *tx)
                         .await
                         .map_err(map_err)?;
                 }
-                commit(tx).await
+                commit(tx).await?;
+                Ok(LoginCheck::Current)
             }
 
             async fn reauthenticate_session(
                 &self,
                 sid: &str,
                 expires_at: i64,
-                event: &NewLoginEvent,
+                login: &VerifiedLogin,
             ) -> Result<Option<SessionRecord>, StoreError> {
+                let event = &login.event;
                 let mut tx = self.begin_write().await?;
+                if check_login_in(&mut tx, &event.user_id, login).await? != LoginCheck::Current {
+                    return Ok(None);
+                }
                 let session = sqlx::query_as::<_, SessionRecord>(sql::REAUTHENTICATE_SESSION)
                     .bind(sid)
                     .bind(event.at)
@@ -802,16 +832,27 @@ macro_rules! impl_store {
                 user_id: &str,
                 blocked: bool,
                 now: i64,
-            ) -> Result<(UserRecord, Vec<ChangeRecord>), StoreError> {
+            ) -> Result<BlockOutcome, StoreError> {
                 let mut tx = self.begin_write().await?;
-                let user = sqlx::query_as::<_, UserRecord>(sql::SET_BLOCKED)
+                let updated = sqlx::query_as::<_, UserRecord>(sql::SET_BLOCKED)
                     .bind(user_id)
                     .bind(blocked)
                     .bind(now)
                     .fetch_optional(&mut *tx)
                     .await
-                    .map_err(map_err)?
-                    .ok_or(StoreError::NotFound)?;
+                    .map_err(map_err)?;
+                let Some(user) = updated else {
+                    // No row changed: an unknown user, or a superuser (not blocked).
+                    let exists = sqlx::query_as::<_, UserRecord>(sql::FIND_USER)
+                        .bind(user_id)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                    return match exists {
+                        Some(_) => Ok(BlockOutcome::SuperuserProtected),
+                        None => Err(StoreError::NotFound),
+                    };
+                };
                 let mut changes = Vec::new();
                 if blocked {
                     let ids: Vec<(String,)> = sqlx::query_as(sql::END_ALL_USER_SESSIONS)
@@ -831,7 +872,7 @@ macro_rules! impl_store {
                 changes
                     .push(insert_change(&mut tx, "roles_changed", None, Some(user_id), now).await?);
                 commit(tx).await?;
-                Ok((user, changes))
+                Ok(BlockOutcome::Set(user, changes))
             }
 
             async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError> {

@@ -302,6 +302,39 @@ pub enum Rotation {
     Invalid,
 }
 
+/// The outcome of [`Store::set_blocked`].
+#[derive(Debug)]
+pub enum BlockOutcome {
+    /// The flag is set: the user as stored now, and the feed entries written.
+    Set(UserRecord, Vec<ChangeRecord>),
+    /// Blocking refused, nothing written: the user is a superuser (at the moment of the
+    /// update itself, so a concurrent promotion cannot leave a blocked superuser).
+    SuperuserProtected,
+}
+
+/// A password login that a new session rests on: the session is started only while
+/// the user still has the password hash the password was checked against and is not
+/// blocked (a password change, a block or a superuser promotion may have committed
+/// while the password was being hashed).
+#[derive(Debug, Clone)]
+pub struct VerifiedLogin {
+    /// The `success` event to record with the session.
+    pub event: NewLoginEvent,
+    /// The stored hash the password was verified against.
+    pub password_hash: String,
+}
+
+/// The outcome of [`Store::start_session`] and [`Store::reauthenticate_session`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginCheck {
+    /// The user is as the login found them: the session is written.
+    Current,
+    /// The user has been blocked since: nothing written.
+    Blocked,
+    /// The password changed since (or the user is gone): nothing written.
+    PasswordChanged,
+}
+
 /// Durable storage of usher.
 ///
 /// Every method is atomic. `NotFound` is only returned where documented; lookups return
@@ -361,25 +394,30 @@ pub trait Store: Send + Sync + 'static {
     async fn find_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
 
     /// Starts a session: inserts it with its first refresh token (none for a browser
-    /// session) and, when given, records the successful login event and the user's
-    /// `last_login_at`, in one transaction.
+    /// session) and, for a password `login`, records its successful login event and the
+    /// user's `last_login_at`, in one transaction. With a `login`, the user is re-read
+    /// first inside the transaction (on PostgreSQL the row is locked `for share`, so a
+    /// concurrent password change or block waits for the session and then ends it): a
+    /// user blocked since, or whose password hash is no longer the verified one, gets
+    /// `Blocked` or `PasswordChanged` and nothing is written.
     async fn start_session(
         &self,
         session: &SessionRecord,
         refresh: Option<&RefreshTokenRecord>,
-        event: Option<&NewLoginEvent>,
-    ) -> Result<(), StoreError>;
+        login: Option<&VerifiedLogin>,
+    ) -> Result<LoginCheck, StoreError>;
 
     /// Records a fresh login of the same user in the live session `sid` (signing in again
-    /// in the same browser): `auth_time` and `last_used_at` become `event.at`, the expiry
-    /// `expires_at`, and the login event and the user's `last_login_at` are recorded, in
-    /// one transaction. `None`, with nothing written, when the session has ended or
-    /// expired.
+    /// in the same browser): `auth_time` and `last_used_at` become `login.event.at`, the
+    /// expiry `expires_at`, and the login event and the user's `last_login_at` are
+    /// recorded, in one transaction. `None`, with nothing written, when the session has
+    /// ended or expired, or when the user is no longer as the login found them (blocked,
+    /// password changed: checked as in [`Store::start_session`]).
     async fn reauthenticate_session(
         &self,
         sid: &str,
         expires_at: i64,
-        event: &NewLoginEvent,
+        login: &VerifiedLogin,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// Exchanges the refresh token whose hash is `presented` for `next` (whose `session_id`
@@ -518,13 +556,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<UserRecord>, StoreError>;
 
     /// Blocks or unblocks a user. Blocking ends every live session. Writes the
-    /// `session_ended` entries and a `roles_changed` entry for the user. `NotFound`.
+    /// `session_ended` entries and a `roles_changed` entry for the user. Blocking a
+    /// superuser is `SuperuserProtected` (one conditional update, so a promotion racing
+    /// the block cannot end with a blocked superuser). `NotFound`.
     async fn set_blocked(
         &self,
         user_id: &str,
         blocked: bool,
         now: i64,
-    ) -> Result<(UserRecord, Vec<ChangeRecord>), StoreError>;
+    ) -> Result<BlockOutcome, StoreError>;
 
     /// Every client, by id.
     async fn list_clients(&self) -> Result<Vec<ClientRecord>, StoreError>;

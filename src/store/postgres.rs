@@ -10,8 +10,9 @@ use sqlx::{PgPool, Postgres};
 
 use super::sql;
 use super::{
-    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleChange,
-    RoleRecord, RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
+    BlockOutcome, ChangeRecord, ClientRecord, LoginCheck, LoginEventRecord, NewLoginEvent,
+    RefreshTokenRecord, RoleChange, RoleRecord, RoleRow, Rotation, SessionRecord, SessionUserRow,
+    Store, StoreError, UserRecord, VerifiedLogin,
 };
 
 type Db = Postgres;
@@ -136,6 +137,12 @@ impl PgStore {
 
 /// Sessions take their creation sequence number from the column's identity default.
 const INSERT_SESSION: &str = sql::INSERT_SESSION;
+
+/// The user as a login found them: `blocked` when the password hash is still `$2`. The
+/// row is locked `for share` until commit: a password change, block or promotion that
+/// updates it first makes this wait and re-read the new row (no match: refused); one
+/// that comes after waits for the session to commit, then ends it with the others.
+const LOGIN_USER: &str = "select blocked from users where id = $1 and password_hash = $2 for share";
 
 /// The last value of the identity sequence of `changes.seq` (never lowered by deletes).
 const CHANGE_SEQ_HIGH_WATER: &str = "select coalesce((select s.last_value from pg_sequences s \

@@ -154,7 +154,8 @@ pub(crate) const LIST_USERS: &str = concat!(
      order by login_key limit $4"
 );
 pub(crate) const SET_BLOCKED: &str = concat!(
-    "update users set blocked = $2, updated_at = $3 where id = $1 returning ",
+    "update users set blocked = $2, updated_at = $3 \
+     where id = $1 and not ($2 and superuser) returning ",
     user_cols!()
 );
 pub(crate) const END_ALL_USER_SESSIONS: &str = "update sessions set ended_at = $2, \

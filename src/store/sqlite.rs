@@ -16,8 +16,9 @@ use sqlx::{Sqlite, SqlitePool};
 
 use super::sql;
 use super::{
-    ChangeRecord, ClientRecord, LoginEventRecord, NewLoginEvent, RefreshTokenRecord, RoleChange,
-    RoleRecord, RoleRow, Rotation, SessionRecord, SessionUserRow, Store, StoreError, UserRecord,
+    BlockOutcome, ChangeRecord, ClientRecord, LoginCheck, LoginEventRecord, NewLoginEvent,
+    RefreshTokenRecord, RoleChange, RoleRecord, RoleRow, Rotation, SessionRecord, SessionUserRow,
+    Store, StoreError, UserRecord, VerifiedLogin,
 };
 
 type Db = Sqlite;
@@ -69,6 +70,10 @@ impl std::ops::DerefMut for WriteConn {
 
 /// Inserts a session with the next creation sequence number (the session list's
 /// tie-break); the writer lock makes `max + 1` unique.
+/// The user as a login found them: `blocked` when the password hash is still `$2`.
+/// The write transaction holds the writer lock, so nothing changes the row meanwhile.
+const LOGIN_USER: &str = "select blocked from users where id = $1 and password_hash = $2";
+
 const INSERT_SESSION: &str = "insert into sessions (id, user_id, client_id, scope, \
      started_at, last_used_at, auth_time, expires_at, ip, user_agent, parent_sid, seq) \
      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \

@@ -203,3 +203,26 @@ async fn users_find_ignores_database_collation() {
         ]
     );
 }
+
+backend_test! {
+    /// Issue 3, `DELETE /api/v1/users/{user_id}/roles/{role_id}`: 404 for an unknown
+    /// user. Taking an existing role away from a user who does not exist (a UUID-shaped
+    /// id or any other) is 404 `user_not_found`, not an idempotent 204, and writes no
+    /// feed entry.
+    async fn users_unassign_unknown_user_is_404(app) {
+        let admin = app.superuser().await;
+        let token = Some(admin.tokens.access.as_str());
+        let subscriber = app.role_id("subscriber").await;
+        let before = app.store().change_seq_high_water().await.unwrap();
+        for unknown in [uuid::Uuid::new_v4().to_string(), "nope".to_owned()] {
+            let r = app.call(Method::DELETE, &format!("/api/v1/users/{unknown}/roles/{subscriber}"), token, None).await;
+            assert_problem(&r, 404, "user_not_found");
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+            assert_eq!(redact(r.body.clone(), &["instance"]), json!({
+                "type": "urn:usher:problem:user_not_found", "title": "Not Found", "status": 404,
+                "detail": "no user with this id", "code": "user_not_found", "instance": "[redacted]",
+            }));
+        }
+        assert_eq!(app.store().change_seq_high_water().await.unwrap(), before, "no feed entry");
+    }
+}

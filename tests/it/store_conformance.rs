@@ -3,8 +3,8 @@
 use crate::backend_test;
 use crate::harness::*;
 use usher::store::{
-    NewLoginEvent, RefreshTokenRecord, RoleChange, RoleRecord, Rotation, SessionRecord, StoreError,
-    UserRecord,
+    BlockOutcome, LoginCheck, NewLoginEvent, RefreshTokenRecord, RoleChange, RoleRecord, Rotation,
+    SessionRecord, StoreError, UserRecord, VerifiedLogin,
 };
 
 fn user(login: &str, email: Option<&str>) -> UserRecord {
@@ -163,7 +163,10 @@ backend_test! {
         s.start_session(&session("live", &u.id, now), None, None).await.unwrap();
         s.start_session(&session("ended", &u.id, now), None, None).await.unwrap();
         s.end_session_by_id("ended", "logout", now + 1).await.unwrap();
-        let event = |at: i64| NewLoginEvent { user_id: u.id.clone(), at, ip: None, user_agent: None, method: "login_page", outcome: "success" };
+        let event = |at: i64| VerifiedLogin {
+            event: NewLoginEvent { user_id: u.id.clone(), at, ip: None, user_agent: None, method: "login_page", outcome: "success" },
+            password_hash: u.password_hash.clone(),
+        };
         let renewed = s.reauthenticate_session("live", now + 5000, &event(now + 10)).await.unwrap().unwrap();
         assert_eq!((renewed.id.as_str(), renewed.auth_time, renewed.last_used_at, renewed.expires_at, renewed.started_at), ("live", now + 10, now + 10, now + 5000, now));
         assert_eq!(s.find_session("live").await.unwrap().unwrap().auth_time, now + 10);
@@ -173,6 +176,103 @@ backend_test! {
         let events = s.list_login_events(&u.id, None, 10).await.unwrap();
         assert_eq!(events.len(), 1, "only the successful renewal is recorded");
         assert_eq!(s.find_user(&u.id).await.unwrap().unwrap().last_login_at, Some(now + 10));
+    }
+}
+
+/// The login a password check of `u` at `at` verified, against `hash`.
+fn verified(u: &UserRecord, hash: &str, at: i64) -> VerifiedLogin {
+    VerifiedLogin {
+        event: NewLoginEvent {
+            user_id: u.id.clone(),
+            at,
+            ip: None,
+            user_agent: None,
+            method: "password_grant",
+            outcome: "success",
+        },
+        password_hash: hash.to_owned(),
+    }
+}
+
+backend_test! {
+    /// A login must not outlive a password change or a block that commits while its
+    /// password is being hashed (issue 2: a password change and a block end every
+    /// session): `start_session` re-checks the user in its transaction. A stale password
+    /// hash is `PasswordChanged`, a blocked user `Blocked`, and neither writes the
+    /// session, its refresh token, the login event or `last_login_at`; the current hash
+    /// of an unblocked user starts the session.
+    async fn store_start_session_rechecks_the_login(app) {
+        let s = app.store();
+        let now = 1_000_000;
+        let u = user("racer", None);
+        s.insert_user(&u).await.unwrap();
+        let stale = u.password_hash.clone();
+        s.set_password(&u.id, "$argon2id$new", None, now).await.unwrap();
+        let mut rt = refresh("stale-rt", now);
+        rt.session_id = "stale".into();
+        let check = s.start_session(&session("stale", &u.id, now), Some(&rt), Some(&verified(&u, &stale, now))).await.unwrap();
+        assert_eq!(check, LoginCheck::PasswordChanged);
+        assert!(s.find_session("stale").await.unwrap().is_none());
+        assert!(s.find_refresh_session(&rt.token_hash).await.unwrap().is_none());
+        assert!(s.list_login_events(&u.id, None, 10).await.unwrap().is_empty());
+        assert_eq!(s.find_user(&u.id).await.unwrap().unwrap().last_login_at, None);
+
+        let v = user("blocked-racer", None);
+        s.insert_user(&v).await.unwrap();
+        assert!(matches!(s.set_blocked(&v.id, true, now).await.unwrap(), BlockOutcome::Set(..)));
+        let mut rt = refresh("blocked-rt", now);
+        rt.session_id = "blocked".into();
+        let check = s.start_session(&session("blocked", &v.id, now), Some(&rt), Some(&verified(&v, &v.password_hash, now))).await.unwrap();
+        assert_eq!(check, LoginCheck::Blocked);
+        assert!(s.find_session("blocked").await.unwrap().is_none());
+        assert!(s.find_refresh_session(&rt.token_hash).await.unwrap().is_none());
+        assert!(s.list_login_events(&v.id, None, 10).await.unwrap().is_empty());
+        assert_eq!(s.find_user(&v.id).await.unwrap().unwrap().last_login_at, None);
+        // Signing in again in a live browser session is re-checked the same way.
+        s.set_blocked(&v.id, false, now).await.unwrap();
+        s.start_session(&session("live", &v.id, now), None, None).await.unwrap();
+        s.set_password(&v.id, "$argon2id$other", Some("live"), now).await.unwrap();
+        assert!(s.reauthenticate_session("live", now + 500, &verified(&v, &v.password_hash, now + 5)).await.unwrap().is_none());
+        assert_eq!(s.find_session("live").await.unwrap().unwrap().auth_time, now, "not renewed");
+
+        let check = s.start_session(&session("fresh", &u.id, now), Some(&refresh("fresh-rt", now)), Some(&verified(&u, "$argon2id$new", now + 1))).await.unwrap();
+        assert_eq!(check, LoginCheck::Current);
+        assert!(s.find_session("fresh").await.unwrap().is_some());
+        let events = s.list_login_events(&u.id, None, 10).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(), vec!["success"]);
+        assert_eq!(s.find_user(&u.id).await.unwrap().unwrap().last_login_at, Some(now + 1));
+    }
+}
+
+backend_test! {
+    /// Issue 3: a superuser cannot be blocked, and the refusal is part of the update
+    /// itself (`... and not ($2 and superuser)`), not a separate read, so a promotion
+    /// racing a block cannot leave a blocked superuser. Blocking a superuser is
+    /// `SuperuserProtected` and writes nothing (no flag, no ended session, no feed
+    /// entry); unblocking one is allowed; an unknown user is `NotFound`.
+    async fn store_set_blocked_refuses_superusers(app) {
+        let s = app.store();
+        let now = 1_000_000;
+        let mut root = user("root", None);
+        root.superuser = true;
+        s.insert_user(&root).await.unwrap();
+        s.start_session(&session("root-s", &root.id, now), None, None).await.unwrap();
+        let seq = s.change_seq_high_water().await.unwrap();
+        assert!(matches!(s.set_blocked(&root.id, true, now + 1).await.unwrap(), BlockOutcome::SuperuserProtected));
+        let stored = s.find_user(&root.id).await.unwrap().unwrap();
+        assert!(!stored.blocked && stored.superuser);
+        assert_eq!(stored.updated_at, root.updated_at);
+        assert!(s.find_session("root-s").await.unwrap().unwrap().ended_at.is_none());
+        assert_eq!(s.change_seq_high_water().await.unwrap(), seq, "no feed entry");
+        match s.set_blocked(&root.id, false, now + 2).await.unwrap() {
+            BlockOutcome::Set(user, changes) => {
+                assert!(!user.blocked && user.superuser);
+                assert_eq!(changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), vec!["roles_changed"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(s.set_blocked("no-such-user", true, now).await, Err(StoreError::NotFound)));
+        assert!(matches!(s.set_blocked("no-such-user", false, now).await, Err(StoreError::NotFound)));
     }
 }
 

@@ -107,7 +107,7 @@ pub async fn grant(
             scope: &req.scope,
             auth_time: code.auth_time,
             meta: &device,
-            event: None,
+            login: None,
             parent_sid: Some(&code.browser_sid),
             with_refresh,
         },

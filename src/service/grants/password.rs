@@ -51,7 +51,7 @@ pub async fn grant(
             scope: &scope,
             auth_time: now,
             meta,
-            event: Some(&login.event),
+            login: Some(&login.verified),
             parent_sid: None,
             with_refresh: true,
         },
