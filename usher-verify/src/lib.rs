@@ -40,7 +40,8 @@
 //! - [`Mode::Feed`]: a background task long-polls usher's revocation feed (it needs the
 //!   credentials of a confidential client). Ended sessions, revoked tokens and tokens of
 //!   deleted clients are refused within about a second, tokens issued before their
-//!   user's roles changed are refused as stale, still with no call per request. If usher
+//!   user's roles changed (or in the same second: whole seconds cannot order them) are
+//!   refused as stale, still with no call per request. If usher
 //!   answers `410 Gone` (the verifier was away longer than the feed's retention) or
 //!   `422` (a cursor this usher did not issue), every token issued before the verifier
 //!   resumed is refused as stale until it would have expired: clients refresh once. When

@@ -24,7 +24,8 @@ pub enum Mode {
     Offline,
     /// As offline, plus the revocation feed: ended sessions and revoked tokens are
     /// refused within about a second, tokens predating a change of their user's roles
-    /// are refused as stale. Needs feed credentials (a confidential client).
+    /// (or issued in its second) are refused as stale. Needs feed credentials (a
+    /// confidential client).
     Feed,
     /// Decisions come from usher's permission check, cached per (token, question) for
     /// the live TTL: role changes apply at once. Costs a call per cache miss; answers
