@@ -51,7 +51,8 @@
 //!   token, cached for 2 s per (token, question), and dropped for a user as soon as the
 //!   feed (when it runs) reports a change of their roles: role changes apply at once, at
 //!   the price of a call per cache miss and a dependency on usher being up (503
-//!   otherwise). [`Verifier::check_anonymous`] asks the same check without a token, for
+//!   otherwise). Concurrent misses of one question share one call, and at most
+//!   [`VerifierBuilder::live_max_in_flight`] calls run at once (503 beyond). [`Verifier::check_anonymous`] asks the same check without a token, for
 //!   usher's `anonymous` role.
 //!
 //! # Keys
