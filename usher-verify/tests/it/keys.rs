@@ -158,6 +158,44 @@ async fn jwks_short_max_age_refetches_after_it() {
     assert!(!hits, "no Cache-Control: the 300 s default holds");
 }
 
+/// A key withdrawn from the JWKS stops being accepted for tokens already in the
+/// verified-token cache once the verifier has fetched the new set (RFC 7517 §5: the set
+/// is the issuer's current keys): a cache hit is trusted only while its `kid` is still
+/// published, so the cached token is verified afresh and refused as an unknown key,
+/// long before the 60 s cache TTL. Tokens of the remaining key still verify.
+#[tokio::test]
+async fn jwks_withdrawn_key_refuses_cached_tokens() {
+    let (old, new) = (TestKey::new(0, "k-old"), TestKey::new(1, "k-new"));
+    let issuer = Issuer::start(&[&old, &new]).await;
+    *issuer.fake.cache_control.lock().unwrap() = "public, max-age=1".into();
+    let v = verifier(&issuer, Duration::ZERO).await;
+    let cached = old.sign(&claims(&issuer.url));
+    let kept = new.sign(&claims(&issuer.url));
+    v.verify(&cached).await.unwrap();
+    v.verify(&kept).await.unwrap();
+    issuer.publish(&[&new]);
+    // Cache hits alone start the refresh once max-age has passed.
+    let refreshed = eventually(Duration::from_secs(5), || async {
+        let _ = v.verify(&cached).await;
+        issuer.jwks_hits() >= 2
+    })
+    .await;
+    assert!(refreshed, "a cache hit past max-age starts a refresh");
+    let withdrawn = eventually(Duration::from_secs(2), || async {
+        v.verify(&cached).await == Err(VerifyError::UnknownKey)
+    })
+    .await;
+    assert!(
+        withdrawn,
+        "the cached token of the withdrawn key is refused"
+    );
+    assert_eq!(
+        v.verify(&old.sign(&claims(&issuer.url))).await.unwrap_err(),
+        VerifyError::UnknownKey
+    );
+    v.verify(&kept).await.unwrap();
+}
+
 /// Once `max-age` has expired, the next verification triggers one background refresh
 /// and is itself served from the cached keys without waiting for it: the JWKS answer is
 /// held until the test releases it, and verifications complete meanwhile. The refreshed
