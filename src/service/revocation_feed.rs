@@ -4,11 +4,20 @@
 //! poll).
 //!
 //! A cursor is opaque: the database's feed epoch (random, chosen once per database), the
-//! last position read and when it was issued. A cursor of another epoch, or past the
-//! highest position this database ever allocated (a restore from an older backup), was
-//! not issued here and is answered `422`. Entries are kept for the longest access-token
-//! lifetime, so a cursor issued longer ago than that may have missed pruned entries and
-//! is answered `410 Gone`.
+//! last position read and its date. A cursor of another epoch, or past the highest
+//! position this database ever allocated (a restore from an older backup), was not
+//! issued here and is answered `422`. Entries are kept for the longest access-token
+//! lifetime (plus a minute), so a cursor dated longer ago than that lifetime may have
+//! missed pruned entries and is answered `410 Gone`.
+//!
+//! A cursor's date bounds the time of every entry after its position, so that the
+//! entries still unread cannot be pruned while the cursor is accepted. A cursor that
+//! caught up with the feed is dated by its answer: whatever comes after it is written
+//! later. A cursor with entries left after it (a full page, a cursor of an event that
+//! is not the last one read) is dated by the time of the entry at its position, since
+//! the next entries may be as old as that: a reader working through a backlog older than
+//! the retention gets a `410` instead of silently skipping entries pruned before it
+//! reached them.
 //!
 //! Waiting readers are bounded per instance and per client ([`FeedHub::try_wait`]); a
 //! waiter wakes on every applied change but reads the database again only when this
@@ -121,8 +130,9 @@ impl FeedHub {
         })
     }
 
-    fn cursor_at(&self, seq: i64, now: i64) -> String {
-        encode_cursor("rv", &format!("{}.{seq}.{now}", self.epoch))
+    /// The cursor of position `seq`, dated `dated` (see the module docs).
+    fn cursor_at(&self, seq: i64, dated: i64) -> String {
+        encode_cursor("rv", &format!("{}.{seq}.{dated}", self.epoch))
     }
 }
 
@@ -186,7 +196,8 @@ impl Subscriber {
 }
 
 /// Parses a cursor: `422` if this database did not issue it (another epoch, or a
-/// position it never allocated), `410` if older than the retention.
+/// position it never allocated), `410` if dated longer ago than the access-token
+/// lifetime (entries after it may have been pruned).
 pub async fn parse_cursor(app: &AppState, cursor: &str) -> Result<i64, ServiceError> {
     let bad = || {
         ServiceError::Validation(vec![FieldError::new(
@@ -224,24 +235,69 @@ fn exposed(c: &ChangeRecord) -> bool {
     [SESSION_ENDED, ROLES_CHANGED, TOKEN_REVOKED, CLIENT_DELETED].contains(&c.kind.as_str())
 }
 
+/// What one read got: the exposed entries, the position read up to and, when the last
+/// page read was full (entries may remain after that position), the time of the entry
+/// at it.
+struct Read {
+    items: Vec<ChangeRecord>,
+    after: i64,
+    backlog_at: Option<i64>,
+}
+
 /// Reads the entries after `after`, page after page while pages are full of entries
-/// that are not exposed, until it has some or the database has no more. Returns them
-/// and the position read up to.
-async fn read_exposed(
-    app: &AppState,
-    mut after: i64,
-) -> Result<(Vec<ChangeRecord>, i64), ServiceError> {
+/// that are not exposed, until it has some or the database has no more.
+async fn read_exposed(app: &AppState, mut after: i64) -> Result<Read, ServiceError> {
     let page = app.config.feed_page_size;
     loop {
         let rows = app.store.changes_after(after, page).await?;
         let full = rows.len() as i64 >= page;
+        let mut backlog_at = None;
         if let Some(last) = rows.last() {
             after = last.seq;
+            backlog_at = full.then_some(last.at);
         }
         let items: Vec<ChangeRecord> = rows.into_iter().filter(exposed).collect();
         if !items.is_empty() || !full {
-            return Ok((items, after));
+            return Ok(Read {
+                items,
+                after,
+                backlog_at,
+            });
         }
+    }
+}
+
+/// The page of `read` answered at `now`: each entry's cursor is dated by the entry
+/// (entries follow it), except the last of a read that caught up; `next_cursor` is dated
+/// `now` when the read caught up, by the last entry read otherwise.
+fn page_of(hub: &FeedHub, read: Read, now: i64) -> FeedPage {
+    let caught_up = read.backlog_at.is_none();
+    let count = read.items.len();
+    let items = read
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let dated = if caught_up && i + 1 == count {
+                now
+            } else {
+                c.at.min(now)
+            };
+            FeedItem {
+                cursor: hub.cursor_at(c.seq, dated),
+                kind: c.kind,
+                sid: c.sid,
+                sub: c.sub,
+                jti: c.jti,
+                at: crate::clock::rfc3339(c.at),
+            }
+        })
+        .collect();
+    let dated = read.backlog_at.map_or(now, |at| at.min(now));
+    FeedPage {
+        items,
+        next_cursor: hub.cursor_at(read.after, dated),
+        next_seq: read.after,
     }
 }
 
@@ -271,29 +327,18 @@ pub async fn read(
     loop {
         // Registered before the read, so an entry applied meanwhile still wakes us.
         let changed = app.feed.changed();
-        let mut rows = Vec::new();
+        let mut read = Read {
+            items: Vec::new(),
+            after,
+            backlog_at: None,
+        };
         if first || app.feed.latest_seq() > after {
-            (rows, after) = read_exposed(app, after).await?;
+            read = read_exposed(app, after).await?;
+            after = read.after;
         }
         first = false;
-        if !rows.is_empty() || tokio::time::Instant::now() >= deadline {
-            let now = app.clock.now();
-            let items = rows
-                .into_iter()
-                .map(|c| FeedItem {
-                    cursor: hub.cursor_at(c.seq, now),
-                    kind: c.kind,
-                    sid: c.sid,
-                    sub: c.sub,
-                    jti: c.jti,
-                    at: crate::clock::rfc3339(c.at),
-                })
-                .collect();
-            return Ok(FeedPage {
-                items,
-                next_cursor: hub.cursor_at(after, now),
-                next_seq: after,
-            });
+        if !read.items.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(page_of(hub, read, app.clock.now()));
         }
         let _ = tokio::time::timeout_at(deadline, changed).await;
         reader.recheck(app).await?;

@@ -223,14 +223,16 @@ fn assert_forbidden(r: &Resp, description: &str) {
     assert_refused(r, 403, &challenge, "insufficient_scope", description);
 }
 
-/// Gives `user` the `subscriber` role through the admin API and returns their refreshed
-/// access token, which names the role.
+/// Gives `user` the `subscriber` role through the admin API and returns their access
+/// token refreshed a second later, which names the role (a token of the change's own
+/// second is stale in feed mode: whole seconds cannot order it after the change).
 async fn subscribe(app: &TestApp, cinema: &Cinema, user: &User) -> String {
     let path = subscription(app, user).await;
     let r = app
         .call(Method::PUT, &path, Some(&cinema.admin.tokens.access), None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    app.clock.advance(1);
     let r = app.refresh(&user.tokens.refresh).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let access = tokens_of(&r).access;
@@ -318,9 +320,11 @@ backend_test! {
 
 backend_test! {
     /// A user given `subscriber` through the admin API: their older token is refused as
-    /// stale once the feed reports the change (401 `invalid_token`, "refresh it"); after
-    /// refreshing, the new token gets the recent film on both routes. The superuser, who
-    /// holds no role, watches anything.
+    /// stale once the feed reports the change (401 `invalid_token`, "refresh it"). A
+    /// token refreshed in the change's own second is stale too in feed mode (whole
+    /// seconds cannot order it after the change), though it names the role; refreshed a
+    /// second later, the new token gets the recent film on both routes. The superuser,
+    /// who holds no role, watches anything.
     async fn watch_recent_film_allowed_to_subscriber_after_refresh(app) {
         let cinema = Cinema::start(&app).await;
         let u = app.user().await;
@@ -337,6 +341,13 @@ backend_test! {
         let r = cinema.get(&watch(RECENT), Some(&u.tokens.access)).await;
         assert_invalid_token(&r, "the access token predates a change of the user's roles; refresh it");
         let r = app.refresh(&u.tokens.refresh).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        let same_second = tokens_of(&r);
+        assert_eq!(decode_jwt(&same_second.access).1["roles"], json!(["user", "subscriber"]));
+        let r = cinema.get(&watch(RECENT), Some(&same_second.access)).await;
+        assert_invalid_token(&r, "the access token predates a change of the user's roles; refresh it");
+        app.clock.advance(1);
+        let r = app.refresh(&same_second.refresh).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let access = tokens_of(&r).access;
         assert_eq!(decode_jwt(&access).1["roles"], json!(["user", "subscriber"]));
@@ -393,6 +404,7 @@ backend_test! {
         let u = app.user().await;
         let r = app.call(Method::PUT, &format!("/api/v1/users/{}/roles/{critics}", u.id), Some(admin), None).await;
         assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+        app.clock.advance(1);
         let r = app.refresh(&u.tokens.refresh).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         let access = tokens_of(&r).access;

@@ -235,6 +235,63 @@ backend_test! {
     }
 }
 
+/// The date written into a cursor (`rv:EPOCH.SEQ.DATE`).
+fn cursor_date(cursor: &str) -> i64 {
+    let text = String::from_utf8(b64url_decode(cursor.as_bytes()).unwrap()).unwrap();
+    text.rsplit('.').next().unwrap().parse().unwrap()
+}
+
+backend_test! {
+    /// A reader working through a backlog cannot skip pruned entries (the feed's
+    /// contract: entries missed are answered `410`, never skipped): a full page's
+    /// `next_cursor`, and the `id` of an event with entries after it, are dated by the
+    /// entry at their position, not by the answer, so once the entries still unread may
+    /// have been pruned the cursor is 410 `cursor_expired`, not an empty page.
+    async fn revocations_backlog_cursor_expires_before_entries_are_pruned(app, config = |c| c.feed_page_size = 2) {
+        let admin = app.superuser().await;
+        let (id, secret) = app.service_client(&admin.tokens.access).await;
+        let cursor = start_cursor(&app, &id, &secret).await;
+        let mut users = Vec::new();
+        for _ in 0..3 {
+            let u = app.user().await;
+            let r = app.call(Method::POST, "/api/v1/auth/logout", Some(&u.tokens.access), None).await;
+            assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+            users.push(u);
+        }
+        let written = app.clock_now();
+        let ttl = app.app.config.access_token_ttl.as_secs() as i64;
+        app.clock.advance(ttl - 10);
+        let page = feed(&app, &id, &secret, &format!("?since={cursor}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let ended = |u: &User| {
+            let sid = decode_jwt(&u.tokens.access).1["sid"].clone();
+            json!({"kind": "session_ended", "sid": sid, "sub": u.id, "at": usher::clock::rfc3339(written)})
+        };
+        assert_eq!(page.body["items"], json!([ended(&users[0]), ended(&users[1])]));
+        let next = page.body["next_cursor"].as_str().unwrap().to_owned();
+        assert_eq!(cursor_date(&next), written, "dated by the last entry read, not by the answer");
+        let mut stream = SseReader::open(&app, &id, &secret, Some(&cursor)).await;
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&event.data).unwrap(), ended(&users[0]));
+        assert_eq!(cursor_date(event.id.as_deref().unwrap()), written, "an event with entries after it");
+        drop(stream);
+
+        app.clock.advance(80);
+        let now = app.clock_now();
+        app.store().prune(now, now - app.app.config.change_retention().as_secs() as i64).await.unwrap();
+        let high = app.store().change_seq_high_water().await.unwrap();
+        assert!(app.store().changes_after(0, 10).await.unwrap().is_empty(), "the third logout is pruned");
+        assert!(high > 0);
+        let r = feed(&app, &id, &secret, &format!("?since={next}")).await;
+        assert_problem(&r, 410, "cursor_expired");
+        assert_eq!(r.body["detail"], "entries since this cursor may have been pruned; start again without since");
+        let fresh = start_cursor(&app, &id, &secret).await;
+        assert_eq!(cursor_date(&fresh), now, "a caught-up cursor is dated by its answer");
+        let r = feed(&app, &id, &secret, &format!("?since={fresh}")).await;
+        assert_eq!((r.status, &r.body["items"]), (StatusCode::OK, &json!([])));
+    }
+}
+
 backend_test! {
     /// Deleting a client is published as `client_deleted` with `sub` = the client id, so
     /// verifiers refuse its service tokens (which carry no session).

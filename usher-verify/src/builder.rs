@@ -52,6 +52,7 @@ pub struct VerifierBuilder {
     feed_cursor: Option<String>,
     stale_on_role_definition_change: bool,
     live_ttl: Duration,
+    live_max_in_flight: usize,
     verified_cache: Option<(u64, Duration)>,
     realm: Option<String>,
     default_mode: Option<Mode>,
@@ -88,6 +89,7 @@ impl VerifierBuilder {
             feed_cursor: None,
             stale_on_role_definition_change: true,
             live_ttl: Duration::from_secs(2),
+            live_max_in_flight: 64,
             verified_cache: Some((10_000, Duration::from_secs(60))),
             realm: None,
             default_mode: None,
@@ -185,6 +187,15 @@ impl VerifierBuilder {
         self
     }
 
+    /// Most live permission checks in flight to usher at once (default 64, at least 1).
+    /// Concurrent requests asking the same question (same token, or anonymous, and same
+    /// permission) share one call and count once; a miss that would need a call beyond
+    /// the limit answers 503 (`issuer_unavailable`, with `Retry-After`) at once.
+    pub fn live_max_in_flight(mut self, calls: usize) -> Self {
+        self.live_max_in_flight = calls.max(1);
+        self
+    }
+
     /// Cache of already verified tokens, keyed by SHA-256 (default 10 000 tokens for
     /// 60 s; `exp` is checked on every use). `None` verifies every request afresh.
     pub fn verified_cache(mut self, capacity_and_ttl: Option<(u64, Duration)>) -> Self {
@@ -237,6 +248,7 @@ impl VerifierBuilder {
             &self.issuer,
             self.live_ttl,
             100_000,
+            self.live_max_in_flight,
         ));
         let (feed, feed_task) = match &self.feed_credentials {
             Some((id, secret)) => {

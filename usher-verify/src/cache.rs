@@ -1,5 +1,6 @@
-//! The cache of already verified tokens, keyed by the token's SHA-256. Built for a
-//! cheap miss: a hit is a shard read lock and a hash lookup, a miss adds one insert
+//! The cache of already verified tokens, keyed by the token's SHA-256, with the `kid` of
+//! the key that signed each (a hit is only trusted while that key is still published).
+//! Built for a cheap miss: a hit is a shard read lock and a hash lookup, a miss adds one insert
 //! under the shard's write lock. No background work.
 //!
 //! Each of 16 shards keeps two generations: entries go into the current one, which is
@@ -34,7 +35,16 @@ impl Hasher for DigestHasher {
     }
 }
 
-type Map = HashMap<[u8; 32], Arc<Claims>, BuildHasherDefault<DigestHasher>>;
+/// A verified token: its claims and the `kid` of the key whose signature was checked.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedToken {
+    /// The verified claims.
+    pub(crate) claims: Arc<Claims>,
+    /// The key that signed the token.
+    pub(crate) kid: Arc<str>,
+}
+
+type Map = HashMap<[u8; 32], CachedToken, BuildHasherDefault<DigestHasher>>;
 
 struct Generation {
     map: Map,
@@ -87,8 +97,8 @@ impl VerifiedCache {
         &self.shards[usize::from(key[31]) % SHARDS]
     }
 
-    /// The claims cached for `key`, if fresh.
-    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<Arc<Claims>> {
+    /// The token cached for `key`, if fresh.
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<CachedToken> {
         let shard = self.shard(key).read().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         [&shard.current, &shard.previous]
@@ -97,8 +107,8 @@ impl VerifiedCache {
             .find_map(|g| g.map.get(key).cloned())
     }
 
-    /// Caches `claims` under `key`.
-    pub(crate) fn insert(&self, key: [u8; 32], claims: Arc<Claims>) {
+    /// Caches `token` under `key`.
+    pub(crate) fn insert(&self, key: [u8; 32], token: CachedToken) {
         let mut shard = self.shard(&key).write().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if now.duration_since(shard.current.started) >= self.ttl / 2
@@ -110,7 +120,7 @@ impl VerifiedCache {
             };
             shard.previous = std::mem::replace(&mut shard.current, fresh);
         }
-        shard.current.map.insert(key, claims);
+        shard.current.map.insert(key, token);
     }
 }
 
@@ -118,8 +128,8 @@ impl VerifiedCache {
 mod tests {
     use super::*;
 
-    fn claims(n: u8) -> Arc<Claims> {
-        Arc::new(Claims {
+    fn claims(n: u8) -> CachedToken {
+        let claims = Arc::new(Claims {
             sub: format!("u{n}"),
             client_id: "web".into(),
             sid: None,
@@ -129,7 +139,11 @@ mod tests {
             exp: 0,
             iat: 0,
             jti: format!("j{n}"),
-        })
+        });
+        CachedToken {
+            claims,
+            kid: "k1".into(),
+        }
     }
 
     /// Entries are found until their generation has been retired twice; a full
@@ -144,7 +158,7 @@ mod tests {
         };
         cache.insert(key(1), claims(1));
         cache.insert(key(2), claims(2));
-        assert_eq!(cache.get(&key(1)).unwrap().sub, "u1");
+        assert_eq!(cache.get(&key(1)).unwrap().claims.sub, "u1");
         cache.insert(key(3), claims(3)); // retires {1, 2}
         assert!(cache.get(&key(1)).is_some() && cache.get(&key(3)).is_some());
         cache.insert(key(4), claims(4));

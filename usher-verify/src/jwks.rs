@@ -134,6 +134,17 @@ impl KeyCache {
             .ok_or(VerifyError::Algorithm)
     }
 
+    /// Whether `kid` still names a usable key of the current set: one map lookup, no
+    /// network. Like [`Self::key`], starts a background refresh once the set is due, so
+    /// a withdrawn key is noticed even when every request is a cache hit.
+    pub(crate) fn still_published(self: &Arc<Self>, kid: &str) -> bool {
+        let published = matches!(self.current().get(kid), Some(Some(_)));
+        if self.now_ms() >= self.refresh_at.load(Ordering::Relaxed) {
+            self.refresh_in_background();
+        }
+        published
+    }
+
     fn cooling_down(&self) -> bool {
         let last = self.last_attempt.load(Ordering::Acquire);
         last != 0 && self.now_ms() < last - 1 + self.config.cooldown.as_millis() as u64

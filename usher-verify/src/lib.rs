@@ -40,7 +40,8 @@
 //! - [`Mode::Feed`]: a background task long-polls usher's revocation feed (it needs the
 //!   credentials of a confidential client). Ended sessions, revoked tokens and tokens of
 //!   deleted clients are refused within about a second, tokens issued before their
-//!   user's roles changed are refused as stale, still with no call per request. If usher
+//!   user's roles changed (or in the same second: whole seconds cannot order them) are
+//!   refused as stale, still with no call per request. If usher
 //!   answers `410 Gone` (the verifier was away longer than the feed's retention) or
 //!   `422` (a cursor this usher did not issue), every token issued before the verifier
 //!   resumed is refused as stale until it would have expired: clients refresh once. When
@@ -50,7 +51,8 @@
 //!   token, cached for 2 s per (token, question), and dropped for a user as soon as the
 //!   feed (when it runs) reports a change of their roles: role changes apply at once, at
 //!   the price of a call per cache miss and a dependency on usher being up (503
-//!   otherwise). [`Verifier::check_anonymous`] asks the same check without a token, for
+//!   otherwise). Concurrent misses of one question share one call, and at most
+//!   [`VerifierBuilder::live_max_in_flight`] calls run at once (503 beyond). [`Verifier::check_anonymous`] asks the same check without a token, for
 //!   usher's `anonymous` role.
 //!
 //! # Keys

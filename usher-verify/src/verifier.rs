@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use sha2::Digest;
 
-use crate::cache::VerifiedCache;
+use crate::cache::{CachedToken, VerifiedCache};
 use crate::claims::{self, Expected};
 use crate::feed::FeedState;
 use crate::jwks::KeyCache;
@@ -24,7 +24,8 @@ pub enum Mode {
     Offline,
     /// As offline, plus the revocation feed: ended sessions and revoked tokens are
     /// refused within about a second, tokens predating a change of their user's roles
-    /// are refused as stale. Needs feed credentials (a confidential client).
+    /// (or issued in its second) are refused as stale. Needs feed credentials (a
+    /// confidential client).
     Feed,
     /// Decisions come from usher's permission check, cached per (token, question) for
     /// the live TTL: role changes apply at once. Costs a call per cache miss; answers
@@ -135,24 +136,40 @@ impl Verifier {
         let inner = &self.inner;
         let now = unix_now();
         let Some(cache) = &inner.verified else {
-            return self.verify_uncached(token, now).await.map(Arc::new);
+            return Ok(Arc::new(self.verify_uncached(token, now).await?.0));
         };
         let hash = hash.unwrap_or_else(|| sha256(token));
-        if let Some(claims) = cache.get(&hash) {
+        // A hit is trusted only while its signing key is still published: a key withdrawn
+        // from the JWKS (compromised, retired early) stops its cached tokens at the next
+        // refresh, not one cache TTL later. Otherwise the token is verified afresh below.
+        if let Some(hit) = cache.get(&hash)
+            && inner.keys.still_published(&hit.kid)
+        {
             // nbf was already passed when it was cached; only exp can have moved.
-            claims::check_time(&claims, None, inner.expected.leeway, now)?;
-            return Ok(claims);
+            claims::check_time(&hit.claims, None, inner.expected.leeway, now)?;
+            return Ok(hit.claims);
         }
-        let claims = Arc::new(self.verify_uncached(token, now).await?);
-        cache.insert(hash, claims.clone());
+        let (claims, kid) = self.verify_uncached(token, now).await?;
+        let claims = Arc::new(claims);
+        let entry = CachedToken {
+            claims: claims.clone(),
+            kid: kid.into(),
+        };
+        cache.insert(hash, entry);
         Ok(claims)
     }
 
-    async fn verify_uncached(&self, token: &str, now: i64) -> Result<Claims, VerifyError> {
+    /// The claims of `token` and the `kid` of the key that verified it.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        now: i64,
+    ) -> Result<(Claims, String), VerifyError> {
         let parsed = jws::parse(token)?;
         let key = self.inner.keys.key(&parsed.kid).await?;
         let payload = parsed.verify(&key)?;
-        claims::validate(&payload, &self.inner.expected, now)
+        let claims = claims::validate(&payload, &self.inner.expected, now)?;
+        Ok((claims, parsed.kid))
     }
 
     /// Verifies `token` and applies `mode`: the feed's revocations in [`Mode::Feed`]

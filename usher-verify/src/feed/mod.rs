@@ -1,9 +1,19 @@
 //! Feed mode: a background task long-polls usher's revocation feed
 //! (`GET /api/v1/revocations?since=CURSOR&wait=SECONDS`, client_secret_basic) and keeps
 //! in memory the ended sessions, the revoked `jti`s, the deleted clients and, per user,
-//! when their roles last changed. A token is refused when its session ended, its `jti`
-//! was revoked or its client was deleted (at or after its `iat`), and as stale when its
-//! user's roles changed after its `iat` (the client refreshes it).
+//! when their roles last changed. A token is refused when its session ended or its `jti`
+//! was revoked (whenever it was issued), or its client was deleted at or after its
+//! `iat`, and as stale when its user's roles changed at or after its `iat` (the client
+//! refreshes it).
+//!
+//! **Same second.** `iat` and the entries' `at` are whole seconds, so a token issued in
+//! the second of a change cannot be told to come before or after it: a token refreshed
+//! at 100.2 s (`iat` 100) predates a role removed at 100.7 s (`at` 100). Such tokens are
+//! refused (`iat <= at`, for role changes, deleted clients and gaps alike): the price is
+//! that a token issued in the same second *after* the change is refused as stale too,
+//! so its client refreshes once more, and a token issued from the next second on
+//! passes. Accepting them instead would let a removed role live on until the token
+//! expires.
 //!
 //! Entries are kept for the retention or for the longest token lifetime seen
 //! (`exp - iat`), whichever is longer: a token issued before an entry expires before the
@@ -19,7 +29,7 @@
 //! usher did not issue: another deployment, or a database restored from an older
 //! backup), or no successful poll for longer than the retention means entries may have
 //! been missed. The verifier then starts again from a fresh cursor and, once that first
-//! fresh poll has answered, treats every token issued before that moment as stale until
+//! fresh poll has answered, treats every token issued up to that second as stale until
 //! such tokens have expired: clients refresh once; tokens of sessions that ended during
 //! the gap cannot be refreshed.
 //!
@@ -54,7 +64,7 @@ struct Revoked {
     clients: HashMap<String, i64>,
     /// A role definition changed (an entry without `sub`).
     any_role_changed: Option<i64>,
-    /// Tokens issued before this moment are stale (after a gap).
+    /// Tokens issued at or before this second are stale (after a gap).
     gap: Option<i64>,
     /// A gap happened; its moment is the answer of the next successful (fresh) poll.
     gap_pending: bool,
@@ -200,12 +210,13 @@ impl FeedState {
         if now_ms - self.synced_ms.load(Ordering::Relaxed) > self.max_lag_ms {
             return Err(VerifyError::Unavailable);
         }
-        let before = |at: Option<&i64>| at.is_some_and(|&at| claims.iat < at);
-        if before(r.roles_changed.get(&claims.sub))
-            || before(r.gap.as_ref())
+        // `<=`: a token of the change's second may predate it (see "Same second").
+        let not_after = |at: Option<&i64>| at.is_some_and(|&at| claims.iat <= at);
+        if not_after(r.roles_changed.get(&claims.sub))
+            || not_after(r.gap.as_ref())
             || (self.role_definitions
                 && !claims.roles.is_empty()
-                && before(r.any_role_changed.as_ref()))
+                && not_after(r.any_role_changed.as_ref()))
         {
             return Err(VerifyError::Stale);
         }

@@ -42,10 +42,10 @@ fn check(state: &FeedState, claims: &Claims) -> Result<(), VerifyError> {
     state.check_at(claims, Mode::Feed, 0)
 }
 
-/// Each entry kind refuses exactly the tokens it concerns; roles changes only refuse
-/// tokens issued strictly before them (a token refreshed in the same second passes);
-/// a deleted client's tokens issued at or before the deletion are refused, service
-/// tokens (no `sid`) included.
+/// Each entry kind refuses exactly the tokens it concerns; a role change refuses the
+/// user's tokens issued up to its second (a token of a later second passes); a deleted
+/// client's tokens issued at or before the deletion are refused, service tokens (no
+/// `sid`) included.
 #[test]
 fn entries_refuse_what_they_concern() {
     let state = state(3600, true, None);
@@ -73,7 +73,7 @@ fn entries_refuse_what_they_concern() {
         check(s, &claims("u2", Some("s3"), "j2", 99, &[])),
         Err(VerifyError::Stale)
     );
-    assert_eq!(check(s, &claims("u2", Some("s3"), "j3", 100, &[])), Ok(()));
+    assert_eq!(check(s, &claims("u2", Some("s3"), "j3", 101, &[])), Ok(()));
     let mut service = claims("old-etl", None, "j5", 100, &[]);
     service.client_id = "old-etl".into();
     assert_eq!(check(s, &service), Err(VerifyError::Revoked));
@@ -89,6 +89,60 @@ fn entries_refuse_what_they_concern() {
         Err(VerifyError::Stale)
     );
     assert_eq!(check(s, &claims("u3", Some("s4"), "j4", 150, &[])), Ok(()));
+}
+
+/// Whole seconds cannot order a token and an entry of the same second (`iat` 100 for a
+/// token refreshed at 100.2 s, `at` 100 for a role removed at 100.7 s), so every kind
+/// refuses the token issued in its own second: a role change (of the user, or of role
+/// definitions for tokens with roles) and a gap make it stale, a deleted client refuses
+/// it, and an ended session or a revoked `jti` refuse it whatever its `iat` (the feed's
+/// contract: a logout's tokens are refused while they have not expired). Tokens of the
+/// next second pass, except for the ended session and the revoked `jti`.
+#[test]
+fn entries_refuse_tokens_of_their_own_second() {
+    let state = state(3600, true, None);
+    state.apply(
+        &[
+            item("roles_changed", None, Some("u1"), None, 100),
+            item("client_deleted", None, Some("etl"), None, 100),
+            item("session_ended", Some("s9"), Some("u9"), None, 100),
+            item("token_revoked", None, Some("svc"), Some("j9"), 100),
+        ],
+        100,
+    );
+    let s = &state;
+    for iat in [100, 101] {
+        let stale = (iat == 100).then_some(VerifyError::Stale);
+        let refused = (iat == 100).then_some(VerifyError::Revoked);
+        let user = claims("u1", Some("s1"), "j1", iat, &[]);
+        assert_eq!(check(s, &user).err(), stale, "roles_changed, iat {iat}");
+        let mut service = claims("etl", None, "j2", iat, &[]);
+        service.client_id = "etl".into();
+        assert_eq!(
+            check(s, &service).err(),
+            refused,
+            "client_deleted, iat {iat}"
+        );
+        let ended = claims("u9", Some("s9"), "j3", iat, &[]);
+        assert_eq!(
+            check(s, &ended),
+            Err(VerifyError::SessionEnded),
+            "iat {iat}"
+        );
+        let revoked = claims("svc", None, "j9", iat, &[]);
+        assert_eq!(check(s, &revoked), Err(VerifyError::Revoked), "iat {iat}");
+    }
+    state.apply(&[item("roles_changed", None, None, None, 200)], 200);
+    let with_roles = |iat| claims("u2", Some("s2"), "j4", iat, &["critic"]);
+    assert_eq!(check(s, &with_roles(200)), Err(VerifyError::Stale));
+    assert_eq!(check(s, &with_roles(201)), Ok(()));
+
+    let gapped = self::state(3600, false, Some("c1"));
+    gapped.begin_gap();
+    gapped.advance("c2".into(), 300_900);
+    let token = |iat| claims("u3", Some("s3"), "j5", iat, &[]);
+    assert_eq!(check(&gapped, &token(300)), Err(VerifyError::Stale));
+    assert_eq!(check(&gapped, &token(301)), Ok(()));
 }
 
 /// In live mode usher answers for roles, so staleness does not apply there (a token
@@ -181,7 +235,7 @@ fn prune_keeps_entries_for_the_longest_token_lifetime() {
 }
 
 /// A gap drops the cursor at once, but its moment is when the next (fresh) poll
-/// answers: tokens issued before that moment are stale, so revocations written
+/// answers: tokens issued up to that second are stale, so revocations written
 /// between the gap and the fresh cursor are not silently lost.
 #[test]
 fn gap_moment_is_the_next_successful_poll() {
@@ -193,7 +247,9 @@ fn gap_moment_is_the_next_successful_poll() {
     state.advance("c9".into(), 5_020_500);
     assert_eq!(state.cursor().as_deref(), Some("c9"));
     assert_eq!(check(&state, &token), Err(VerifyError::Stale));
-    let later = claims("u1", Some("s1"), "j", 5020, &[]);
+    let same_second = claims("u1", Some("s1"), "j", 5020, &[]);
+    assert_eq!(check(&state, &same_second), Err(VerifyError::Stale));
+    let later = claims("u1", Some("s1"), "j", 5021, &[]);
     assert_eq!(check(&state, &later), Ok(()));
     state.advance("c10".into(), 5_060_000);
     assert_eq!(check(&state, &later), Ok(()), "one gap, one moment");

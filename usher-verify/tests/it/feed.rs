@@ -75,19 +75,25 @@ async fn feed_session_ended_refused_within_a_second() {
     assert_eq!(issuer.fake.waits_seen.lock().unwrap()[1], 30);
 }
 
-/// A `roles_changed` entry makes the user's earlier tokens stale (the client refreshes)
-/// while a token issued in or after that second passes; a `token_revoked` entry refuses
-/// its `jti` only.
+/// A `roles_changed` entry makes the user's earlier tokens stale (the client refreshes),
+/// and also a token issued in the same second: whole seconds cannot tell whether it was
+/// refreshed before the change (a removed role would then live on until `exp`) or after
+/// it (one needless refresh), so it is refused. A token of the next second passes. A
+/// `token_revoked` entry refuses its `jti` only.
 #[tokio::test]
 async fn feed_roles_changed_and_token_revoked() {
     let key = TestKey::new(0, "k1");
     let issuer = Issuer::start(&[&key]).await;
     let v = feed_verifier(&issuer, None).await;
     let at = now();
-    let mut old = claims(&issuer.url);
-    old["iat"] = json!(at - 10);
-    let old = key.sign(&old);
-    let fresh = key.sign(&claims(&issuer.url));
+    let issued_at = |iat: i64| {
+        let mut c = claims(&issuer.url);
+        c["iat"] = json!(iat);
+        key.sign(&c)
+    };
+    let old = issued_at(at - 10);
+    let same_second = issued_at(at);
+    let fresh = issued_at(at + 1);
     let mut service = claims(&issuer.url);
     service["sub"] = json!("svc");
     service["jti"] = json!("revoked-jti");
@@ -111,11 +117,16 @@ async fn feed_roles_changed_and_token_revoked() {
         v.authenticate(&old, Mode::Feed).await.unwrap_err(),
         VerifyError::Stale
     );
+    assert_eq!(
+        v.authenticate(&same_second, Mode::Feed).await.unwrap_err(),
+        VerifyError::Stale
+    );
     v.authenticate(&fresh, Mode::Feed).await.unwrap();
 }
 
 /// `410 Gone` on a resumed cursor: the verifier starts again from a fresh cursor and
-/// refuses tokens issued before the gap as stale, accepting those issued after it.
+/// refuses tokens issued before the gap as stale, accepting those issued after its
+/// second.
 #[tokio::test]
 async fn feed_gone_cursor_restarts_and_refuses_older_tokens() {
     let key = TestKey::new(0, "k1");
@@ -132,7 +143,7 @@ async fn feed_gone_cursor_restarts_and_refuses_older_tokens() {
         VerifyError::Stale
     );
     let mut after = claims(&issuer.url);
-    after["iat"] = json!(now());
+    after["iat"] = json!(now() + 1);
     v.authenticate(&key.sign(&after), Mode::Feed).await.unwrap();
     v.authenticate(&before, Mode::Offline).await.unwrap();
 }

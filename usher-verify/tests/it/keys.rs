@@ -87,17 +87,113 @@ async fn jwks_forged_kids_fetch_at_most_once_per_cooldown() {
     assert_eq!(issuer.jwks_hits(), 2, "the next cooldown has started");
 }
 
-/// `Cache-Control: max-age` is honoured: known kids cause no refetch before it expires,
-/// however many tokens are verified (RFC 9111 §5.2.2.1).
+/// A verifier with a 1 s cooldown (the minimum) whose JWKS lifetime without
+/// `Cache-Control` is `default_max_age`.
+async fn verifier_with_default_max_age(issuer: &Issuer, default_max_age: Duration) -> Verifier {
+    Verifier::builder(&issuer.url, AUD)
+        .jwks_cooldown(Duration::ZERO)
+        .jwks_default_max_age(default_max_age)
+        .verified_cache(None)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Whether a JWKS fetch beyond the first happens within half a second (background
+/// refreshes are spawned, so one that is due shows up within that time).
+async fn refetched(issuer: &Issuer) -> bool {
+    eventually(Duration::from_millis(500), || async {
+        issuer.jwks_hits() >= 2
+    })
+    .await
+}
+
+/// `Cache-Control: max-age` longer than the default is honoured (RFC 9111 §5.2.2.1):
+/// with a 1 s default and `max-age=300`, known kids cause no refetch once the default
+/// has passed, however many tokens are verified. Were the header ignored, the 1 s
+/// default would refresh the set here.
 #[tokio::test]
 async fn jwks_max_age_no_refetch_before_expiry() {
     let key = TestKey::new(0, "k1");
     let issuer = Issuer::start(&[&key]).await;
-    let v = verifier(&issuer, Duration::ZERO).await;
+    assert_eq!(
+        *issuer.fake.cache_control.lock().unwrap(),
+        "public, max-age=300"
+    );
+    let v = verifier_with_default_max_age(&issuer, Duration::from_secs(1)).await;
+    assert_eq!(issuer.jwks_hits(), 1);
+    tokio::time::sleep(Duration::from_millis(1300)).await; // past the 1 s default, not a timing assertion
     for _ in 0..50 {
         v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
     }
+    assert!(!refetched(&issuer).await, "max-age=300 still holds");
     assert_eq!(issuer.jwks_hits(), 1);
+}
+
+/// `Cache-Control: max-age` shorter than the default is honoured too: with the default
+/// of 300 s and `max-age=1`, the first verification after a second triggers a refetch
+/// (were the header ignored, the 300 s default would hold). Without `Cache-Control` the
+/// default applies: the refreshed set, served without the header, is kept.
+#[tokio::test]
+async fn jwks_short_max_age_refetches_after_it() {
+    let key = TestKey::new(0, "k1");
+    let issuer = Issuer::start(&[&key]).await;
+    *issuer.fake.cache_control.lock().unwrap() = "public, max-age=1".into();
+    let v = verifier_with_default_max_age(&issuer, Duration::from_secs(300)).await;
+    v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
+    assert_eq!(issuer.jwks_hits(), 1, "fresh for a second");
+    *issuer.fake.cache_control.lock().unwrap() = String::new();
+    tokio::time::sleep(Duration::from_millis(1300)).await; // past max-age, not a timing assertion
+    v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
+    assert!(refetched(&issuer).await, "max-age=1 has expired");
+    assert_eq!(issuer.jwks_hits(), 2);
+    tokio::time::sleep(Duration::from_millis(1300)).await; // past the cooldown, not a timing assertion
+    for _ in 0..5 {
+        v.verify(&key.sign(&claims(&issuer.url))).await.unwrap();
+    }
+    let hits = eventually(Duration::from_millis(500), || async {
+        issuer.jwks_hits() >= 3
+    })
+    .await;
+    assert!(!hits, "no Cache-Control: the 300 s default holds");
+}
+
+/// A key withdrawn from the JWKS stops being accepted for tokens already in the
+/// verified-token cache once the verifier has fetched the new set (RFC 7517 §5: the set
+/// is the issuer's current keys): a cache hit is trusted only while its `kid` is still
+/// published, so the cached token is verified afresh and refused as an unknown key,
+/// long before the 60 s cache TTL. Tokens of the remaining key still verify.
+#[tokio::test]
+async fn jwks_withdrawn_key_refuses_cached_tokens() {
+    let (old, new) = (TestKey::new(0, "k-old"), TestKey::new(1, "k-new"));
+    let issuer = Issuer::start(&[&old, &new]).await;
+    *issuer.fake.cache_control.lock().unwrap() = "public, max-age=1".into();
+    let v = verifier(&issuer, Duration::ZERO).await;
+    let cached = old.sign(&claims(&issuer.url));
+    let kept = new.sign(&claims(&issuer.url));
+    v.verify(&cached).await.unwrap();
+    v.verify(&kept).await.unwrap();
+    issuer.publish(&[&new]);
+    // Cache hits alone start the refresh once max-age has passed.
+    let refreshed = eventually(Duration::from_secs(5), || async {
+        let _ = v.verify(&cached).await;
+        issuer.jwks_hits() >= 2
+    })
+    .await;
+    assert!(refreshed, "a cache hit past max-age starts a refresh");
+    let withdrawn = eventually(Duration::from_secs(2), || async {
+        v.verify(&cached).await == Err(VerifyError::UnknownKey)
+    })
+    .await;
+    assert!(
+        withdrawn,
+        "the cached token of the withdrawn key is refused"
+    );
+    assert_eq!(
+        v.verify(&old.sign(&claims(&issuer.url))).await.unwrap_err(),
+        VerifyError::UnknownKey
+    );
+    v.verify(&kept).await.unwrap();
 }
 
 /// Once `max-age` has expired, the next verification triggers one background refresh

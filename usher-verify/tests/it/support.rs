@@ -159,6 +159,9 @@ pub(crate) struct Fake {
     pub(crate) live_down: AtomicBool,
     /// Live check requests.
     pub(crate) live_hits: AtomicUsize,
+    /// When set, each live check answer waits for a permit of this semaphore (the test
+    /// releases them).
+    pub(crate) live_hold: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 impl Fake {
@@ -220,6 +223,18 @@ impl Issuer {
         let hold = Arc::new(tokio::sync::Semaphore::new(0));
         *self.fake.jwks_hold.lock().unwrap() = Some(hold.clone());
         hold
+    }
+
+    /// Makes every later live check answer wait for a permit of the returned gate.
+    pub(crate) fn hold_live(&self) -> Arc<tokio::sync::Semaphore> {
+        let hold = Arc::new(tokio::sync::Semaphore::new(0));
+        *self.fake.live_hold.lock().unwrap() = Some(hold.clone());
+        hold
+    }
+
+    /// Live check requests so far.
+    pub(crate) fn live_hits(&self) -> usize {
+        self.fake.live_hits.load(Ordering::SeqCst)
     }
 
     /// JWKS requests so far.
@@ -333,6 +348,10 @@ async fn check(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     fake.live_hits.fetch_add(1, Ordering::SeqCst);
+    let hold = fake.live_hold.lock().unwrap().clone();
+    if let Some(hold) = hold {
+        hold.acquire().await.unwrap().forget();
+    }
     if fake.live_down.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
