@@ -82,6 +82,10 @@ const LOGIN: &str = "login";
 const CSRF: &str = "csrf";
 const NOTICE: &str = "notice";
 const ERRORS: &str = "errors";
+const REQUESTS: &str = "requests";
+
+/// Most parked-request ids one browser session remembers (the newest are kept).
+const MAX_REQUESTS: usize = 16;
 
 fn session_failed(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Unavailable {
@@ -157,6 +161,32 @@ pub async fn set_login(
         session.set_expiry(Some(tower_sessions::Expiry::AtDateTime(at)));
     }
     Ok(())
+}
+
+/// Remembers that this browser parked the authorization request `id`: only this
+/// browser may resume it (a sign-in link sent to someone else is refused).
+pub async fn remember_request(session: &Session, id: &str) -> Result<(), ServiceError> {
+    let mut ids = session
+        .get::<Vec<String>>(REQUESTS)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    ids.push(id.to_owned());
+    if ids.len() > MAX_REQUESTS {
+        ids.drain(..ids.len() - MAX_REQUESTS);
+    }
+    session.insert(REQUESTS, ids).await.map_err(session_failed)
+}
+
+/// True when this browser parked the authorization request `id`.
+pub async fn owns_request(session: &Session, id: &str) -> bool {
+    session
+        .get::<Vec<String>>(REQUESTS)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|ids| ids.iter().any(|own| own == id))
 }
 
 /// Forgets the login and everything else of this browser session.

@@ -29,6 +29,7 @@ mod movie_api;
 mod oidc_client;
 mod openapi;
 mod pages;
+mod parked_requests;
 mod revocations;
 mod sessions;
 mod store_conformance;
