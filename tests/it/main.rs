@@ -28,6 +28,7 @@ mod introspection;
 mod movie_api;
 mod oidc_client;
 mod openapi;
+mod page_limits;
 mod pages;
 mod parked_requests;
 mod revocations;
