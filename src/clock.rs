@@ -27,6 +27,8 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ManualClock {
     now: AtomicI64,
+    /// Seconds added after each reading (0: the clock stands still).
+    tick: AtomicI64,
 }
 
 impl ManualClock {
@@ -34,12 +36,20 @@ impl ManualClock {
     pub fn new() -> Self {
         Self {
             now: AtomicI64::new(SystemClock.now()),
+            tick: AtomicI64::new(0),
         }
     }
 
     /// Moves the clock forward by `secs` seconds.
     pub fn advance(&self, secs: i64) {
         self.now.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    /// From now on every reading moves the clock forward by `secs` seconds afterwards
+    /// (0 stops it again): two readings in one request then fall in different seconds,
+    /// as they may in production at a second boundary.
+    pub fn tick_on_read(&self, secs: i64) {
+        self.tick.store(secs, Ordering::SeqCst);
     }
 }
 
@@ -51,7 +61,10 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> i64 {
-        self.now.load(Ordering::SeqCst)
+        match self.tick.load(Ordering::SeqCst) {
+            0 => self.now.load(Ordering::SeqCst),
+            tick => self.now.fetch_add(tick, Ordering::SeqCst),
+        }
     }
 }
 

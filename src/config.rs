@@ -37,6 +37,7 @@ pub const KEYS: &[&str] = &[
     "hash_queue_size",
     "login_lockout_threshold",
     "login_lockout_window",
+    "page_rate_limit",
     "max_body_bytes",
     "feed_sync_interval",
     "feed_max_waiters",
@@ -104,6 +105,10 @@ pub struct Config {
     pub login_lockout_threshold: u32,
     /// The window of the lockout counter.
     pub login_lockout_window: Duration,
+    /// Requests per minute one client IP (an IPv6 /64) may make to the browser-facing
+    /// sign-in endpoints (`/oauth2/authorize`, `/login`, `/signup`, `/consent`,
+    /// `/oauth2/logout`) before they answer 429; 0 disables.
+    pub page_rate_limit: u32,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// How often each instance re-reads the change feed from the database as a safety net.
@@ -186,6 +191,7 @@ struct Raw {
     login_lockout_threshold: u32,
     #[serde(with = "humantime_serde")]
     login_lockout_window: Duration,
+    page_rate_limit: u32,
     max_body_bytes: usize,
     #[serde(with = "humantime_serde")]
     feed_sync_interval: Duration,
@@ -231,6 +237,7 @@ impl Default for Raw {
             hash_queue_size: 64,
             login_lockout_threshold: 10,
             login_lockout_window: Duration::from_secs(15 * 60),
+            page_rate_limit: 120,
             max_body_bytes: 64 * 1024,
             feed_sync_interval: Duration::from_secs(5),
             feed_max_waiters: 256,
@@ -539,6 +546,7 @@ impl Config {
             hash_queue_size: raw.hash_queue_size,
             login_lockout_threshold: raw.login_lockout_threshold,
             login_lockout_window,
+            page_rate_limit: raw.page_rate_limit,
             max_body_bytes: raw.max_body_bytes,
             feed_sync_interval,
             feed_max_waiters: raw.feed_max_waiters,
@@ -592,6 +600,7 @@ fn parse_env_value(key: &str, value: &str) -> figment::value::Value {
         "hash_pool_size",
         "hash_queue_size",
         "login_lockout_threshold",
+        "page_rate_limit",
         "max_body_bytes",
         "feed_max_waiters",
         "feed_max_waiters_per_client",
@@ -656,6 +665,7 @@ mod tests {
         assert_eq!(c.header_read_timeout, Duration::from_secs(10));
         assert!(c.trusted_proxies.is_empty());
         assert!(c.id_token_on_refresh);
+        assert_eq!(c.page_rate_limit, 120);
         let off =
             Config::load_from(None, &vars(&[("USHER_ID_TOKEN_ON_REFRESH", "false")])).unwrap();
         assert!(!off.id_token_on_refresh);
@@ -673,6 +683,7 @@ mod tests {
                 ("USHER_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1"),
                 ("USHER_HASH_POOL_SIZE", "3"),
                 ("USHER_ISSUER", "https://id.example.com/"),
+                ("USHER_PAGE_RATE_LIMIT", "0"),
             ]),
         )
         .unwrap();
@@ -682,6 +693,7 @@ mod tests {
         assert_eq!(c.trusted_proxies.len(), 2);
         assert_eq!(c.hash_pool_size, 3);
         assert_eq!(c.issuer, "https://id.example.com");
+        assert_eq!(c.page_rate_limit, 0);
     }
 
     /// A bad value fails with one line naming the variable.
@@ -698,6 +710,7 @@ mod tests {
             ("USHER_ISSUER", "ftp://x", "USHER_ISSUER"),
             ("USHER_DATABASE_URL", "mysql://x", "USHER_DATABASE_URL"),
             ("USHER_HASH_POOL_SIZE", "many", "USHER_HASH_POOL_SIZE"),
+            ("USHER_PAGE_RATE_LIMIT", "-1", "USHER_PAGE_RATE_LIMIT"),
             ("USHER_LOG_FORMAT", "xml", "USHER_LOG_FORMAT"),
             ("USHER_ACCESS_TOKEN_TTL", "31d", "USHER_REFRESH_TOKEN_TTL"),
         ];

@@ -193,6 +193,8 @@ pub enum Msg {
     LogoutRedirectNotRegistered,
     /// Signed out (RP-initiated logout without a return address).
     SignedOut,
+    /// Too many requests from this client (429).
+    TooManyRequests,
 }
 
 impl Msg {
@@ -216,6 +218,7 @@ impl Msg {
             | Self::LogoutUnknownClient
             | Self::LogoutRedirectNotRegistered => Title::BadSignOut,
             Self::SignedOut => Title::SignedOut,
+            Self::TooManyRequests => Title::SlowDown,
         }
     }
 }
@@ -241,6 +244,8 @@ pub enum Title {
     BadSignOut,
     /// Signed out.
     SignedOut,
+    /// Rate limited.
+    SlowDown,
 }
 
 /// The result of an account action, shown once on the next page.

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use tower_sessions::Session;
 
 use super::pages::{
-    PageForm, csrf_ok, csrf_refused, csrf_token, current_login, message, page, service_error,
+    PageForm, csrf_ok, csrf_refused, csrf_token, current_login, message, owns_request, page,
+    remember_request, service_error,
 };
 use crate::AppState;
 use crate::service::authorize::{
@@ -24,13 +25,18 @@ pub(super) fn with_request(path: &str, id: &str) -> String {
     format!("{path}?{}", ser.finish())
 }
 
-/// The response to the next step of a request.
-pub(super) fn step_response(step: Step) -> Response {
-    match step {
-        Step::Redirect(url) => Redirect::to(&url).into_response(),
-        Step::Login(id) => Redirect::to(&with_request("/login", &id)).into_response(),
-        Step::Consent(id) => Redirect::to(&with_request("/consent", &id)).into_response(),
+/// The response to the next step of a request. A request parked for the login or the
+/// consent page is remembered in this browser's session: only this browser may resume it.
+pub(super) async fn step_response(session: &Session, step: Step) -> Response {
+    let (page, id) = match step {
+        Step::Redirect(url) => return Redirect::to(&url).into_response(),
+        Step::Login(id) => ("/login", id),
+        Step::Consent(id) => ("/consent", id),
+    };
+    if let Err(e) = remember_request(session, &id).await {
+        return service_error(e);
     }
+    Redirect::to(&with_request(page, &id)).into_response()
 }
 
 fn untrusted(why: Untrusted) -> Msg {
@@ -63,7 +69,7 @@ async fn run(app: &AppState, session: &Session, params: Vec<(String, String)>) -
         Err(e) => return service_error(e),
     };
     match authorize::proceed(app, &req, login.as_ref()).await {
-        Ok(step) => step_response(step),
+        Ok(step) => step_response(session, step).await,
         Err(e) => authorize_error(e),
     }
 }
@@ -94,9 +100,28 @@ pub async fn authorize_post(State(app): State<AppState>, form: PageForm) -> Resp
     Redirect::to(&format!("/oauth2/authorize?{}", ser.finish())).into_response()
 }
 
-/// The page of a parked request that is gone.
+/// The page of a parked request that is gone (or was never this browser's).
 pub(super) fn expired_request() -> Response {
     message(StatusCode::BAD_REQUEST, Msg::RequestExpired)
+}
+
+/// The parked request `id` when this browser parked it and it is still there; else the
+/// page to show. A request parked by another browser is refused like an expired one:
+/// a sign-in or consent link handed to someone else leads nowhere.
+pub(super) async fn parked_here(
+    app: &AppState,
+    session: &Session,
+    id: &str,
+) -> Result<AuthorizeRequest, Response> {
+    if !owns_request(session, id).await {
+        tracing::debug!("parked request of another browser refused");
+        return Err(expired_request());
+    }
+    match authorize::parked(app, id).await {
+        Ok(Some(req)) => Ok(req),
+        Ok(None) => Err(expired_request()),
+        Err(e) => Err(service_error(e)),
+    }
 }
 
 async fn consent_request(
@@ -107,11 +132,7 @@ async fn consent_request(
     let Some(login) = current_login(app, session).await.map_err(service_error)? else {
         return Err(Redirect::to(&with_request("/login", id)).into_response());
     };
-    match authorize::parked(app, id).await {
-        Ok(Some(req)) => Ok((req, login)),
-        Ok(None) => Err(expired_request()),
-        Err(e) => Err(service_error(e)),
-    }
+    Ok((parked_here(app, session, id).await?, login))
 }
 
 /// `GET /consent`.
@@ -178,9 +199,12 @@ pub async fn consent_post(
     if let Err(e) = authorize::grant_consent(&app, &login.user_id, &req).await {
         return service_error(e);
     }
-    req.consent_given = true;
+    // The consent stands for this user only: should the request be parked again (its
+    // `max_age` passed while the page was open), whoever signs in next is asked anew
+    // unless it is the same user.
+    req.consent_by = Some(login.user_id.clone());
     match authorize::proceed(&app, &req, Some(&login)).await {
-        Ok(step) => step_response(step),
+        Ok(step) => step_response(&session, step).await,
         Err(e) => authorize_error(e),
     }
 }

@@ -1,6 +1,6 @@
 //! The sign-in (`/login`) and sign-up (`/signup`) pages: after a successful login the
 //! browser session starts (or is renewed for the same user) and a parked authorization
-//! request goes on.
+//! request goes on, provided this browser parked it.
 
 use axum::extract::{Query as AxumQuery, State};
 use axum::http::StatusCode;
@@ -9,11 +9,13 @@ use secrecy::SecretString;
 use std::collections::HashMap;
 use tower_sessions::Session;
 
-use super::authorize::{authorize_error, expired_request, step_response, with_request};
+use super::authorize::{
+    authorize_error, expired_request, parked_here, step_response, with_request,
+};
 use super::extract::Meta;
 use super::pages::{
-    PageForm, csrf_ok, csrf_refused, csrf_token, current_login, form_errors, page, safe_return,
-    service_error, set_login,
+    PageForm, csrf_ok, csrf_refused, csrf_token, current_login, form_errors, owns_request, page,
+    safe_return, service_error, set_login,
 };
 use crate::AppState;
 use crate::service::accounts::{self, LoginMethod, SignUp};
@@ -37,20 +39,18 @@ async fn login_page(
     let mut client_name = None;
     let mut login = login;
     if let Some(id) = request {
-        match authorize::parked(app, id).await {
-            Ok(Some(req)) => {
-                if login.is_empty() {
-                    login = req.login_hint.clone().unwrap_or_default();
-                }
-                client_name = clients::find(app, &req.client_id)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|c| c.client_name.clone());
-            }
-            Ok(None) => return expired_request(),
-            Err(e) => return service_error(e),
+        let req = match parked_here(app, session, id).await {
+            Ok(req) => req,
+            Err(page) => return page,
+        };
+        if login.is_empty() {
+            login = req.login_hint.clone().unwrap_or_default();
         }
+        client_name = clients::find(app, &req.client_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.client_name.clone());
     }
     let signup_href = match request {
         Some(id) => with_request("/signup", id),
@@ -127,16 +127,17 @@ async fn signed_in(
     let Some(id) = request else {
         return Redirect::to(return_to.as_deref().unwrap_or("/account")).into_response();
     };
-    let mut req = match authorize::parked(app, id).await {
-        Ok(Some(req)) => req,
-        Ok(None) => return expired_request(),
-        Err(e) => return service_error(e),
+    let mut req = match parked_here(app, session, id).await {
+        Ok(req) => req,
+        Err(page) => return page,
     };
     let _ = authorize::unpark(app, id).await;
-    // The user has just entered their password for this request.
+    // The user has just entered their password for this request: that login satisfies
+    // `prompt=login` and `max_age` (even `max_age=0` once the clock has ticked since).
     req.prompt_login = false;
+    req.max_age = None;
     match authorize::proceed(app, &req, Some(&login)).await {
-        Ok(step) => step_response(step),
+        Ok(step) => step_response(session, step).await,
         Err(e) => authorize_error(e),
     }
 }
@@ -178,6 +179,11 @@ pub async fn login_post(
         return csrf_refused();
     }
     let request = form.get("request").filter(|r| !r.is_empty());
+    if let Some(id) = request
+        && !owns_request(&session, id).await
+    {
+        return expired_request();
+    }
     let return_to = safe_return(form.get("return_to"));
     let login = form.get("login").unwrap_or("").trim().to_owned();
     let password = SecretString::from(form.get("password").unwrap_or("").to_owned());
@@ -269,6 +275,11 @@ pub async fn signup_post(
         return csrf_refused();
     }
     let request = form.get("request").filter(|r| !r.is_empty());
+    if let Some(id) = request
+        && !owns_request(&session, id).await
+    {
+        return expired_request();
+    }
     let login = form.get("login").unwrap_or("").trim().to_owned();
     let email = form.get("email").unwrap_or("").trim().to_owned();
     let input = SignUp {

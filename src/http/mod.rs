@@ -34,6 +34,7 @@ pub mod problem;
 pub mod revocations;
 pub mod roles;
 pub mod routes;
+pub mod throttle;
 pub mod token;
 pub mod userinfo;
 pub mod users;
@@ -58,7 +59,15 @@ async fn stylesheet() -> Response {
 /// the middleware.
 pub fn build_router(app: AppState) -> Router {
     routes::router_of(routes::API_ROUTES)
-        .merge(routes::router_of(routes::PAGE_ROUTES).layer(browser_store::layer(&app)))
+        .merge(
+            routes::router_of(routes::PAGE_ROUTES)
+                .layer(middleware::from_fn(pages::anonymous_expiry))
+                .layer(browser_store::layer(&app))
+                .layer(middleware::from_fn_with_state(
+                    app.clone(),
+                    throttle::limit_pages,
+                )),
+        )
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {
             Problem::internal("handler panicked").into_response()

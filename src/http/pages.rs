@@ -10,7 +10,7 @@ use tower_sessions::Session;
 
 use super::extract::read_body;
 use crate::AppState;
-use crate::service::authorize::BrowserLogin;
+use crate::service::authorize::{BrowserLogin, PARKED_TTL};
 use crate::service::{ServiceError, sessions};
 use crate::templates::{FormError, MessagePage, Msg, Notice};
 use crate::token::constant_time_eq;
@@ -82,6 +82,10 @@ const LOGIN: &str = "login";
 const CSRF: &str = "csrf";
 const NOTICE: &str = "notice";
 const ERRORS: &str = "errors";
+const REQUESTS: &str = "requests";
+
+/// Most parked-request ids one browser session remembers (the newest are kept).
+const MAX_REQUESTS: usize = 16;
 
 fn session_failed(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::Unavailable {
@@ -157,6 +161,50 @@ pub async fn set_login(
         session.set_expiry(Some(tower_sessions::Expiry::AtDateTime(at)));
     }
     Ok(())
+}
+
+/// Remembers that this browser parked the authorization request `id`: only this
+/// browser may resume it (a sign-in link sent to someone else is refused).
+pub async fn remember_request(session: &Session, id: &str) -> Result<(), ServiceError> {
+    let mut ids = session
+        .get::<Vec<String>>(REQUESTS)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    ids.push(id.to_owned());
+    if ids.len() > MAX_REQUESTS {
+        ids.drain(..ids.len() - MAX_REQUESTS);
+    }
+    session.insert(REQUESTS, ids).await.map_err(session_failed)
+}
+
+/// True when this browser parked the authorization request `id`.
+pub async fn owns_request(session: &Session, id: &str) -> bool {
+    session
+        .get::<Vec<String>>(REQUESTS)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|ids| ids.iter().any(|own| own == id))
+}
+
+/// Middleware inside the session layer: a browser session without a login that this
+/// request created or changed (a CSRF token, a parked request) lives as long as a
+/// parked request ([`PARKED_TTL`]) rather than `USHER_BROWSER_SESSION_TTL`, so that
+/// anonymous page views do not pile up records for days. A signed-in session keeps the
+/// expiry [`set_login`] gave it.
+pub async fn anonymous_expiry(req: Request, next: axum::middleware::Next) -> Response {
+    let session = req.extensions().get::<Session>().cloned();
+    let response = next.run(req).await;
+    if let Some(session) = session
+        && session.is_modified()
+        && matches!(session.get::<BrowserLogin>(LOGIN).await, Ok(None))
+    {
+        let ttl = time::Duration::seconds(PARKED_TTL as i64);
+        session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(ttl)));
+    }
+    response
 }
 
 /// Forgets the login and everything else of this browser session.

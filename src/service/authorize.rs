@@ -48,9 +48,11 @@ pub struct AuthorizeRequest {
     pub login_hint: Option<String>,
     /// When the request arrived.
     pub requested_at: i64,
-    /// The user approved this very request on the consent page.
+    /// The user who approved this very request on the consent page. It stands for
+    /// consent only while that same user is signed in: a request parked again after the
+    /// consent (`max_age` passed meanwhile) and resumed by another user asks them.
     #[serde(default)]
-    pub consent_given: bool,
+    pub consent_by: Option<String>,
 }
 
 /// Why a request cannot be answered to its client (shown on a page, never redirected).
@@ -163,7 +165,7 @@ pub async fn validate(
         max_age: None,
         login_hint: param(params, "login_hint").map(str::to_owned),
         requested_at: app.clock.now(),
-        consent_given: false,
+        consent_by: None,
     };
     let fail = |req: &AuthorizeRequest, error: &str, description: &str| {
         AuthorizeError::Redirect(error_redirect(app, req, error, description))
@@ -294,7 +296,9 @@ pub async fn validate(
     Ok((req, client))
 }
 
-/// Parks a request while the user logs in or consents; returns its id.
+/// Parks a request while the user logs in or consents; returns its id. The id is not
+/// tied to anyone here: the http layer remembers it in the parking browser's session
+/// and refuses it from any other browser.
 pub async fn park(app: &AppState, req: &AuthorizeRequest) -> Result<String, ServiceError> {
     let id = random_id(16);
     let json = serde_json::to_string(req).map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -367,7 +371,8 @@ pub async fn proceed(
     let client = clients::find(app, &req.client_id)
         .await?
         .ok_or(AuthorizeError::Page(Untrusted::UnknownClient))?;
-    if !client.first_party && !req.consent_given {
+    let consented_here = req.consent_by.as_deref() == Some(login.user_id.as_str());
+    if !client.first_party && !consented_here {
         let granted = app
             .store
             .find_consent(&login.user_id, &req.client_id)

@@ -28,6 +28,7 @@ pub mod revocation_feed;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
