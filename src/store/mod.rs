@@ -396,7 +396,7 @@ pub trait Store: Send + Sync + 'static {
     /// Starts a session: inserts it with its first refresh token (none for a browser
     /// session) and, for a password `login`, records its successful login event and the
     /// user's `last_login_at`, in one transaction. With a `login`, the user is re-read
-    /// first inside the transaction (on PostgreSQL the row is locked `for share`, so a
+    /// first inside the transaction (on PostgreSQL the row is locked `for no key update`, so a
     /// concurrent password change or block waits for the session and then ends it): a
     /// user blocked since, or whose password hash is no longer the verified one, gets
     /// `Blocked` or `PasswordChanged` and nothing is written.

@@ -139,10 +139,15 @@ impl PgStore {
 const INSERT_SESSION: &str = sql::INSERT_SESSION;
 
 /// The user as a login found them: `blocked` when the password hash is still `$2`. The
-/// row is locked `for share` until commit: a password change, block or promotion that
-/// updates it first makes this wait and re-read the new row (no match: refused); one
-/// that comes after waits for the session to commit, then ends it with the others.
-const LOGIN_USER: &str = "select blocked from users where id = $1 and password_hash = $2 for share";
+/// row is locked `for no key update` until commit: a password change, block or
+/// promotion that updates it first makes this wait and re-read the new row (no match:
+/// refused); one that comes after waits for the session to commit, then ends it with
+/// the others. It is the lock the login's own `last_login_at` update takes, so
+/// concurrent logins of one user queue on it instead of deadlocking (two `for share`
+/// holders that both go on to update the row would), and it does not block the
+/// foreign-key check of the session insert.
+const LOGIN_USER: &str =
+    "select blocked from users where id = $1 and password_hash = $2 for no key update";
 
 /// The last value of the identity sequence of `changes.seq` (never lowered by deletes).
 const CHANGE_SEQ_HIGH_WATER: &str = "select coalesce((select s.last_value from pg_sequences s \

@@ -243,3 +243,31 @@ backend_test! {
         assert_eq!(events[0].outcome, "success");
     }
 }
+
+backend_test! {
+    /// Many concurrent password grants of one user all succeed, each with its own
+    /// session, and `last_login_at` is set: the login's re-check of the user inside its
+    /// transaction queues logins of one user on the row instead of deadlocking them
+    /// (which would answer 500).
+    async fn token_password_concurrent_logins_of_one_user(app, config = |c| c.hash_queue_size = 64) {
+        let u = app.user().await;
+        let logins = (0..16).map(|_| app.login(&u.login, PASSWORD));
+        let answers = futures_util::future::join_all(logins).await;
+        for r in &answers {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            assert_eq!(r.header("cache-control"), Some("no-store"));
+        }
+        let mut sids: Vec<String> = answers
+            .iter()
+            .map(|r| decode_jwt(r.body["access_token"].as_str().unwrap()).1["sid"].as_str().unwrap().to_owned())
+            .collect();
+        sids.sort();
+        sids.dedup();
+        assert_eq!(sids.len(), 16, "one session each");
+        let user = app.store().find_user(&u.id).await.unwrap().unwrap();
+        assert!(user.last_login_at.is_some());
+        let history = app.get("/api/v1/users/me/login-history?limit=100", Some(&u.tokens.access)).await;
+        let successes = history.body["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "success").count();
+        assert_eq!(successes, 17, "the harness's login and the 16 concurrent ones");
+    }
+}
